@@ -1,0 +1,33 @@
+# Quick start: `make run` serves on 127.0.0.1:8000, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration check bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/credit-system db upgrade
+	$(BIN)/credit-system run --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Only the tests that need PostgreSQL and Redis (CI runs these with CI=true).
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -m "integration" $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/credit-system check
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance build *.egg-info .pytest_cache

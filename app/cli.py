@@ -1,0 +1,134 @@
+"""The `credit-system` command line."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from app.config import ConfigError, load_settings
+from app.kernel.findings import WiringError
+
+
+def _settings():
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
+def main(log_level: str) -> None:
+    """Credit System: a double-entry credit ledger served as a REST API."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Development server on the configured (by default embedded SQLite) database."""
+    from app import create_app
+    from app.infrastructure.migrations import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    app = _create_or_exit(settings)
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False)
+    finally:
+        app.module_manager.shutdown()
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="host:port to listen on.")
+@click.option("--workers", default=None, type=int, help="Worker processes [default: 2 x CPUs + 1].")
+@click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker.")
+@click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
+def serve(bind: str, workers: int | None, threads: int, timeout: int) -> None:
+    """Production server (gunicorn); requires CREDIT_SECRET_KEY."""
+    from app.serving import serve as run_gunicorn
+
+    settings = _settings()
+    if settings.secret_key_generated:
+        raise click.ClickException("CREDIT_SECRET_KEY must be set for `serve`")
+    run_gunicorn(settings, bind=bind, workers=workers, threads=threads, timeout=timeout)
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to the configured database."""
+    from app.infrastructure.migrations import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command()
+def check() -> None:
+    """Build the container and run every wiring check without serving."""
+    from app import build_container, create_app, plan_modules
+
+    settings = _settings()
+    plan = plan_modules(build_container(settings), settings)
+    findings = list(plan.findings)
+    failed = []
+    if not plan.errors:
+        try:
+            app = create_app(settings)
+            findings = list(app.module_manager.findings)
+            failed = [(n, s.reason) for n, s in app.module_manager.states.items() if s.status == "failed"]
+            app.module_manager.shutdown()
+        except WiringError as exc:
+            findings = exc.findings
+    for finding in findings:
+        click.echo(str(finding))
+    for name, reason in failed:
+        click.echo(f"module {name} failed to initialize: {reason}")
+    if findings or failed:
+        click.echo(f"{len(findings)} finding(s), {len(failed)} failed module(s)")
+        sys.exit(1)
+    click.echo(f"ok: {len(plan.load_order)} modules, load order: {' -> '.join(plan.load_order)}")
+
+
+@main.command()
+@click.option("--graph", "graph_format", type=click.Choice(["dot", "mermaid"]), default=None,
+              help="Print the dependency graph instead of the table.")
+def modules(graph_format: str | None) -> None:
+    """Modules, their status, dependencies and load order."""
+    from app import build_container
+    from app.kernel.render import to_dot, to_mermaid, to_table
+
+    settings = _settings()
+    if graph_format:
+        from app import plan_modules
+
+        plan = plan_modules(build_container(settings), settings)
+        click.echo(to_dot(plan) if graph_format == "dot" else to_mermaid(plan))
+        return
+    app = _create_or_exit(settings)
+    click.echo(to_table(app.module_manager.status_report(include_reasons=True)))
+    app.module_manager.shutdown()
+
+
+def _create_or_exit(settings):
+    from app import create_app
+
+    try:
+        return create_app(settings)
+    except WiringError as exc:
+        for finding in exc.findings:
+            click.echo(str(finding), err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Settings from environment variables, optionally layered on a YAML file (CREDIT_CONFIG)."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+DEFAULT_INSTANCE_PATH = Path(os.environ.get("CREDIT_INSTANCE_PATH", "instance")).resolve()
+
+
+class ConfigError(ValueError):
+    """Raised for a configuration value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    cache_url: str = "memory://"
+    secret_key: str = ""
+    secret_key_generated: bool = False
+    token_ttl: int = 3600
+    modules_disabled: tuple[str, ...] = ()
+    modules_extra: tuple[str, ...] = ()
+    health_timeout: float = 2.0
+    health_cache_seconds: float = 1.0
+    login_max_failures: int = 5
+    login_window_seconds: int = 300
+    idempotency_ttl_seconds: int = 86400
+    balance_cache_seconds: int = 30
+    max_body_bytes: int = 64 * 1024
+    instance_path: str = field(default=str(DEFAULT_INSTANCE_PATH))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _split(value) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        items = value
+    else:
+        items = str(value).split(",")
+    return tuple(item.strip() for item in items if str(item).strip())
+
+
+def _dev_secret(instance: Path) -> str:
+    """Generate once and keep a development signing key in the instance folder."""
+    key_file = instance / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+_INT_KEYS = {"token_ttl", "login_max_failures", "login_window_seconds", "idempotency_ttl_seconds",
+             "balance_cache_seconds", "max_body_bytes"}
+_FLOAT_KEYS = {"health_timeout", "health_cache_seconds"}
+
+
+def load_settings(environ: dict | None = None, **overrides) -> Settings:
+    """Read CREDIT_* variables (and the YAML file they may name); keyword overrides win."""
+    env = dict(os.environ if environ is None else environ)
+    raw: dict = {}
+    config_file = env.get("CREDIT_CONFIG")
+    if config_file:
+        try:
+            loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read CREDIT_CONFIG {config_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"CREDIT_CONFIG {config_file} must hold a mapping")
+        raw.update({str(k).lower().removeprefix("credit_"): v for k, v in loaded.items()})
+    known = {f.name for f in fields(Settings)}
+    for name in known:
+        value = env.get(f"CREDIT_{name.upper()}")
+        if value not in (None, ""):
+            raw[name] = value
+    raw.update(overrides)
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+
+    instance = Path(raw.get("instance_path") or DEFAULT_INSTANCE_PATH)
+    raw["instance_path"] = str(instance)
+    raw.setdefault("database_url", f"sqlite:///{instance / 'credit.sqlite3'}")
+    if not raw.get("secret_key"):
+        raw["secret_key"] = _dev_secret(instance)
+        raw["secret_key_generated"] = True
+    raw["modules_disabled"] = _split(raw.get("modules_disabled"))
+    raw["modules_extra"] = _split(raw.get("modules_extra"))
+    try:
+        for key in _INT_KEYS & raw.keys():
+            raw[key] = int(raw[key])
+        for key in _FLOAT_KEYS & raw.keys():
+            raw[key] = float(raw[key])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad numeric configuration value: {exc}") from exc
+    if raw.get("token_ttl", 1) <= 0:
+        raise ConfigError("CREDIT_TOKEN_TTL must be positive")
+    if not str(raw["cache_url"] if "cache_url" in raw else "memory://").startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError("CREDIT_CACHE_URL must be memory:// or redis://host:port/db")
+    return Settings(**raw)

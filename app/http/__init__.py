@@ -1,0 +1,1 @@
+"""The HTTP edge: error mapping, the OpenAPI-aware API object, request context helpers."""

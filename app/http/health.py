@@ -1,0 +1,51 @@
+"""Kernel endpoints: liveness, readiness, health and module status."""
+from __future__ import annotations
+
+from flask import jsonify
+from flask_smorest import Blueprint
+
+from app.http.principal import viewer_is_admin
+from app.services.errors import NotFound
+
+_PUBLIC_HEALTH_KEYS = ("status", "module", "dependencies", "last_check", "uptime", "critical")
+
+
+def build_health_blueprint(manager) -> Blueprint:
+    blp = Blueprint("system", __name__, description="Liveness, readiness and module health")
+
+    @blp.route("/livez")
+    @blp.doc(summary="Liveness: the process can serve; touches no backend")
+    def livez():
+        return jsonify({"status": "alive"})
+
+    @blp.route("/readyz")
+    @blp.doc(summary="Readiness: 200 when every critical module is healthy (or degraded)")
+    def readyz():
+        ready = manager.is_ready()
+        return jsonify({"status": "ready" if ready else "not_ready"}), 200 if ready else 503
+
+    @blp.route("/health")
+    @blp.doc(summary="Aggregated health; 503 when a critical module or the database is down")
+    def health():
+        status, reports = manager.overall_health()
+        admin = viewer_is_admin()
+        modules = {name: (report if admin else {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report})
+                   for name, report in reports.items()}
+        return jsonify({"status": status, "modules": modules}), 503 if status == "unhealthy" else 200
+
+    @blp.route("/modules/status")
+    @blp.doc(summary="Load order and each module's status, dependencies and init time")
+    def modules_status():
+        return jsonify(manager.status_report(include_reasons=viewer_is_admin()))
+
+    @blp.route("/modules/<string:name>/health")
+    @blp.doc(summary="One module's health; 503 when unhealthy")
+    def module_health(name: str):
+        if name not in manager.states:
+            raise NotFound(f"no module named '{name}'")
+        report = manager.get_module_health(name)
+        if not viewer_is_admin():
+            report = {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report}
+        return jsonify(report), 503 if report["status"] == "unhealthy" else 200
+
+    return blp

@@ -1,0 +1,40 @@
+"""Who is calling, as far as code outside user_management needs to know."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+_LOADER_KEY = "credit_system.principal_loader"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def register_principal_loader(app, loader: Callable[[], Principal | None]) -> None:
+    """user_management installs how a request's bearer token becomes a Principal."""
+    app.extensions[_LOADER_KEY] = loader
+
+
+def optional_principal() -> Principal | None:
+    """The caller if a valid token was sent, else None; never raises for a bad token."""
+    loader = current_app.extensions.get(_LOADER_KEY)
+    if loader is None:
+        return None
+    try:
+        return loader()
+    except Exception:
+        return None
+
+
+def viewer_is_admin() -> bool:
+    principal = optional_principal()
+    return bool(principal and principal.is_admin)

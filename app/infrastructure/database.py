@@ -1,0 +1,153 @@
+"""Engine construction per backend and the unit of work (one DB transaction per use case)."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.infrastructure.tables import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(url: str) -> Engine:
+    """Create the engine for a SQLAlchemy URL with settings right for that backend."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take a write lock
+    # up front; drive BEGIN ourselves so writers serialize instead of failing to upgrade.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "DEFERRED"))
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something that happened, recorded in the same transaction as the change."""
+
+    type: str
+    aggregate_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+EventHandler = Callable[[Session, DomainEvent], None]
+
+
+class EventBus:
+    """In-transaction subscribers: a handler runs inside the publisher's unit of work."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
+
+    def subscribe(self, event_type: str, handler: EventHandler) -> None:
+        self._handlers[event_type].append(handler)
+
+    def unsubscribe(self, event_type: str, handler: EventHandler) -> None:
+        if handler in self._handlers.get(event_type, []):
+            self._handlers[event_type].remove(handler)
+
+    def dispatch(self, session: Session, domain_event: DomainEvent) -> None:
+        for handler in list(self._handlers.get(domain_event.type, ())):
+            handler(session, domain_event)
+
+
+class UnitOfWork:
+    """`with db.unit_of_work() as uow: ...; uow.commit()` — leaving without commit rolls back."""
+
+    def __init__(self, session: Session, bus: EventBus) -> None:
+        self.session = session
+        self._bus = bus
+        self._events: list[DomainEvent] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self.committed = False
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if not self.committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    def record(self, domain_event: DomainEvent) -> None:
+        """Queue an event: written to the outbox and handed to subscribers at commit."""
+        self._events.append(domain_event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run callback once the transaction is durable (cache invalidation and the like)."""
+        self._after_commit.append(callback)
+
+    def flush_events(self) -> None:
+        while self._events:
+            domain_event = self._events.pop(0)
+            self.session.add(OutboxEvent(event_type=domain_event.type, aggregate_id=domain_event.aggregate_id,
+                                         payload=json.dumps(domain_event.payload, sort_keys=True)))
+            self._bus.dispatch(self.session, domain_event)
+
+    def commit(self) -> None:
+        self.flush_events()
+        self.session.commit()
+        self.committed = True
+        for callback in self._after_commit:
+            try:
+                callback()
+            except Exception:  # the commit stands; a failed side effect must not undo it
+                log.exception("after-commit callback failed")
+
+    def rollback(self) -> None:
+        self._events.clear()
+        self.session.rollback()
+
+
+class Database:
+    """The shared engine and the factory for units of work."""
+
+    def __init__(self, engine: Engine, bus: EventBus) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.dialect = engine.dialect.name
+        self._writer = sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+        self._reader = sessionmaker(bind=engine, expire_on_commit=False)
+
+    def unit_of_work(self, write: bool = True) -> UnitOfWork:
+        """A write unit takes SQLite's write lock at BEGIN; a read unit never blocks writers."""
+        return UnitOfWork((self._writer if write else self._reader)(), self.bus)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

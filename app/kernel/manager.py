@@ -1,0 +1,198 @@
+"""Module lifecycle: build and initialize in load order, isolate failures, report health."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from app.kernel import findings as codes
+from app.kernel.findings import Finding, WiringError
+from app.kernel.graph import ModulePlan
+
+log = logging.getLogger(__name__)
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+_RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+
+
+@dataclass
+class ModuleState:
+    name: str
+    load_position: int
+    status: str = "pending"
+    reason: str | None = None
+    init_ms: float | None = None
+    instance: Any = None
+    started_at: float | None = None
+    routes: list[str] = field(default_factory=list)
+
+
+class ModuleManager:
+    """Owns the modules of one app: order, status, routes, health and shutdown."""
+
+    def __init__(self, plan: ModulePlan, health_timeout: float = 2.0, health_cache_seconds: float = 1.0) -> None:
+        self.plan = plan
+        self.states = {name: ModuleState(name, pos) for pos, name in enumerate(plan.load_order)}
+        self._health_timeout = health_timeout
+        self._health_ttl = health_cache_seconds
+        self._health_cache: dict[str, tuple[float, dict]] = {}
+        self._health_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+        self.findings: list[Finding] = list(plan.findings)
+
+    @property
+    def load_order(self) -> list[str]:
+        return list(self.plan.load_order)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self, app) -> None:
+        """Build, initialize and route every enabled module, dependencies first."""
+        if self.plan.errors:
+            raise WiringError(self.plan.findings)
+        owners: dict[tuple[str, str], str] = {}
+        for name in self.plan.load_order:
+            state, node = self.states[name], self.plan.nodes[name]
+            if name in self.plan.disabled:
+                state.status, state.reason = "disabled", "disabled by configuration"
+                continue
+            blocked = [d for d in node.dependencies if self.states[d].status != "initialized"]
+            if blocked:
+                dep = blocked[0]
+                state.status = "skipped"
+                state.reason = f"dependency {dep} {self.states[dep].status}"
+                continue
+            started = time.perf_counter()
+            try:
+                state.instance = node.provider()
+                if state.instance.initialize() is False:
+                    raise RuntimeError("initialize() returned False")
+                self._register_routes(app, state, owners)
+                state.status = "initialized"
+            except Exception as exc:  # a module's failure must not take the others down
+                state.status, state.reason = "failed", f"{type(exc).__name__}: {exc}"
+                log.error("module %s failed to start: %s", name, state.reason)
+            state.init_ms = round((time.perf_counter() - started) * 1000, 3)
+            state.started_at = time.monotonic()
+
+    def _register_routes(self, app, state: ModuleState, owners: dict) -> None:
+        before = {rule.endpoint for rule in app.url_map.iter_rules()}
+        state.instance.register_routes(app)
+        added = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in before]
+        for rule in added:
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                owner = owners.setdefault((rule.rule, method), state.name)
+                if owner != state.name:
+                    finding = Finding(codes.ROUTE_COLLISION,
+                                      f"{method} {rule.rule} is registered by both {owner} and {state.name}",
+                                      "change one module's path or URL prefix", state.name)
+                    self.findings.append(finding)
+                    raise WiringError([finding])
+        state.routes = sorted({rule.rule for rule in added})
+
+    def shutdown(self) -> None:
+        """Shut modules down in reverse load order; one failure does not stop the rest."""
+        for name in reversed(self.plan.load_order):
+            state = self.states[name]
+            if state.instance is None:
+                continue
+            try:
+                state.instance.shutdown()
+            except Exception:
+                log.exception("module %s failed to shut down", name)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- runtime look-ups (for operators, health endpoints and tests) -----------------
+    def is_module_loaded(self, name: str) -> bool:
+        return name in self.states and self.states[name].status == "initialized"
+
+    def get_module(self, name: str):
+        return self.states[name].instance if self.is_module_loaded(name) else None
+
+    def get_module_status(self, name: str, include_reason: bool = True) -> dict:
+        state, node = self.states[name], self.plan.nodes[name]
+        report = {
+            "status": state.status,
+            "dependencies": list(node.dependencies),
+            "dependents": self.plan.dependents_of(name),
+            "load_position": state.load_position,
+            "init_ms": state.init_ms,
+            "critical": node.critical,
+            "source": node.source,
+            "routes": state.routes,
+        }
+        if include_reason:
+            report["reason"] = state.reason
+        return report
+
+    def status_report(self, include_reasons: bool) -> dict:
+        return {
+            "load_order": self.load_order,
+            "modules": {name: self.get_module_status(name, include_reasons) for name in self.plan.load_order},
+        }
+
+    # -- health -------------------------------------------------------------------------
+    def get_module_health(self, name: str) -> dict:
+        """The module's own check (bounded, briefly cached) plus its dependencies' status."""
+        state = self.states[name]
+        report: dict[str, Any] = {"module": name, "critical": self.plan.nodes[name].critical,
+                                  "last_check": datetime.now(UTC).isoformat()}
+        if state.status != "initialized":
+            report.update(status=UNHEALTHY if state.status != "disabled" else "disabled",
+                          module_status=state.status, details={"reason": state.reason}, uptime=0.0)
+        else:
+            own = self._cached_check(state)
+            report.update(status=own.get("status", UNHEALTHY),
+                          details={k: v for k, v in own.items() if not k.startswith("_")},
+                          last_check=own.get("_checked_at", report["last_check"]),
+                          uptime=round(time.monotonic() - state.started_at, 3))
+        deps = {}
+        for dep in self.plan.nodes[name].dependencies:
+            dep_state = self.states[dep]
+            deps[dep] = self._cached_check(dep_state).get("status", UNHEALTHY) \
+                if dep_state.status == "initialized" else dep_state.status
+        report["dependencies"] = deps
+        if report["status"] != UNHEALTHY and any(s not in (HEALTHY, DEGRADED) for s in deps.values()):
+            report["status"] = UNHEALTHY
+        return report
+
+    def _cached_check(self, state: ModuleState) -> dict:
+        now = time.monotonic()
+        with self._health_lock:
+            cached = self._health_cache.get(state.name)
+            if cached and now - cached[0] < self._health_ttl:
+                return cached[1]
+        future = self._pool.submit(state.instance.health_check)
+        try:
+            result = dict(future.result(timeout=self._health_timeout))
+            if result.get("status") not in _RANK:
+                result["status"] = UNHEALTHY
+        except FutureTimeout:
+            result = {"status": UNHEALTHY, "error": f"health check timed out after {self._health_timeout}s"}
+        except Exception as exc:
+            result = {"status": UNHEALTHY, "error": f"{type(exc).__name__}: {exc}"}
+        result["_checked_at"] = datetime.now(UTC).isoformat()
+        with self._health_lock:
+            self._health_cache[state.name] = (time.monotonic(), result)
+        return result
+
+    def overall_health(self) -> tuple[str, dict[str, dict]]:
+        """healthy / degraded / unhealthy over every enabled module."""
+        reports = {name: self.get_module_health(name) for name in self.plan.load_order
+                   if self.states[name].status != "disabled"}
+        overall = HEALTHY
+        for name, report in reports.items():
+            status = report["status"]
+            if status == UNHEALTHY and report["critical"]:
+                return UNHEALTHY, reports
+            if status != HEALTHY:
+                overall = DEGRADED
+        return overall, reports
+
+    def is_ready(self) -> bool:
+        status, _ = self.overall_health()
+        return status != UNHEALTHY

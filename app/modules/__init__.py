@@ -1,0 +1,1 @@
+"""One module per domain; each is thin: routes, health, wiring to services."""

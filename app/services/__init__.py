@@ -1,0 +1,1 @@
+"""Business logic: one unit of work (one DB transaction) per use case."""
