@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CREDIT_TEST_BACKEND ?= sqlite
 
-.PHONY: run test test-unit test-integration check bench clean
+.PHONY: run test test-integration check bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +17,9 @@ run: $(STAMP)
 	$(BIN)/credit-system db upgrade
 	$(BIN)/credit-system run --host 127.0.0.1 --port 8000
 
+# CREDIT_TEST_BACKEND=postgres runs the same suite on PostgreSQL + Redis.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	CREDIT_TEST_BACKEND=$(CREDIT_TEST_BACKEND) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Only the tests that need PostgreSQL and Redis (CI runs these with CI=true).
 test-integration: $(STAMP)
