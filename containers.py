@@ -7,11 +7,18 @@ from dependency_injector import containers, providers
 
 from app.http.api import CreditApi
 from app.infrastructure.cache import build_cache
+from app.http.guard import AccessGuard
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
+from app.services.auth import AuthService
+from app.services.auth_state import AuthStateCache
+from app.services.login_throttle import LoginThrottle
+from app.services.passwords import Passwords
+from app.services.tokens import Tokens
+from app.services.users import UserService
 
 
 class Container(containers.DeclarativeContainer):
@@ -24,9 +31,22 @@ class Container(containers.DeclarativeContainer):
     cache = providers.Singleton(build_cache, url=config.cache_url)
     api = providers.Singleton(CreditApi)
 
+    # -- users and authentication ---------------------------------------------------
+    passwords = providers.Singleton(Passwords)
+    tokens = providers.Singleton(Tokens, secret_key=config.secret_key, ttl_seconds=config.token_ttl)
+    auth_state = providers.Singleton(AuthStateCache, cache=cache)
+    login_throttle = providers.Singleton(LoginThrottle, storage_url=config.cache_url,
+                                         max_failures=config.login_max_failures,
+                                         window_seconds=config.login_window_seconds)
+    user_service = providers.Singleton(UserService, database=database, passwords=passwords, auth_state=auth_state)
+    auth_service = providers.Singleton(AuthService, database=database, passwords=passwords, tokens=tokens,
+                                       throttle=login_throttle, auth_state=auth_state)
+    access_guard = providers.Singleton(AccessGuard, auth=auth_service)
+
     # -- modules ----------------------------------------------------------------------
     connection_api = providers.Singleton(ConnectionApiModule, database=database, cache=cache, api=api)
-    user_management = providers.Singleton(UserManagementModule, connection_api=connection_api)
+    user_management = providers.Singleton(UserManagementModule, connection_api=connection_api, users=user_service,
+                                          auth=auth_service, guard=access_guard, throttle=login_throttle)
     wallet_module = providers.Singleton(WalletModule, connection_api=connection_api, user_management=user_management)
     transactions_module = providers.Singleton(
         TransactionsModule,

@@ -72,6 +72,32 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@main.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--email", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=True)
+def create_admin(username: str, email: str, password: str) -> None:
+    """Create an admin, or promote an existing user (and set its password)."""
+    from marshmallow import ValidationError
+
+    from app import build_container
+    from app.schemas.users import UserCreateSchema
+    from app.services.errors import DomainError
+
+    try:
+        UserCreateSchema().load({"username": username, "email": email, "password": password})
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid input: {exc.messages}") from exc
+    container = build_container(_settings())
+    try:
+        user, created = container.user_service().ensure_admin(username, email, password)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        container.database().dispose()
+    click.echo(f"{'created' if created else 'promoted'} admin {user.username} ({user.id})")
+
+
 @main.command()
 def check() -> None:
     """Build the container and run every wiring check without serving."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from dependency_injector import providers
 
 from app import build_container, create_app
 from app.config import load_settings
+from app.services.passwords import Passwords
 from tests import backends
 
 BACKEND = os.environ.get("CREDIT_TEST_BACKEND", "sqlite")
@@ -73,6 +75,8 @@ def settings(settings_factory):
 def container(settings):
     """The real container; override providers on it before asking for `app`."""
     container = build_container(settings)
+    # Real Argon2id, at a cost that keeps hundreds of registrations fast.
+    container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
     yield container
     container.unwire()
     container.reset_singletons()

@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from app.services.errors import DomainError, RateLimited
+from app.services.errors import DomainError, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ def _validation_details(data: dict) -> dict:
 
 
 def handle_domain_error(exc: DomainError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
     return error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, exc.message, exc.details, headers)
 
 

@@ -95,11 +95,10 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        try:
-            if not self.committed:
-                self.session.rollback()
-        finally:
-            self.session.close()
+        # close() ends the DB transaction (rolling back anything uncommitted) and detaches
+        # loaded objects without expiring them, so read results stay usable.
+        self._events.clear()
+        self.session.close()
 
     def record(self, domain_event: DomainEvent) -> None:
         """Queue an event: written to the outbox and handed to subscribers at commit."""

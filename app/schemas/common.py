@@ -1,0 +1,49 @@
+"""Fields and schemas shared by every module's API."""
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from app.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+MAX_AMOUNT = 1_000_000_000_000
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer only: no floats (not even 10.0), strings or booleans."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("Must be a JSON integer.")
+        return value
+
+
+class StrictBoolean(fields.Boolean):
+    """true or false only; marshmallow would otherwise accept "yes", 1 and friends."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+
+def Amount(**kwargs) -> StrictInteger:
+    return StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT),
+                         metadata={"description": f"Integer credits, 1..{MAX_AMOUNT}", "example": 100}, **kwargs)
+
+
+def Description() -> fields.String:
+    return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
+                         metadata={"description": "At most 500 characters"})
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+
+
+def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
+    """A `{items, next_cursor}` page of item_schema."""
+    return Schema.from_dict({
+        "items": fields.List(fields.Nested(item_schema), required=True),
+        "next_cursor": fields.String(allow_none=True, required=True),
+    }, name=name)

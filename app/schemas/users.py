@@ -1,0 +1,45 @@
+"""User and authentication payloads."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.schemas.common import StrictBoolean
+
+USERNAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{3,32}$",
+                           error="3-32 characters of letters, digits, '_', '.' or '-'.")
+PASSWORD = validate.Length(min=8, max=1024)
+
+
+class UserCreateSchema(Schema):
+    username = fields.String(required=True, validate=USERNAME)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, load_only=True, validate=PASSWORD)
+
+
+class LoginSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=254),
+                             metadata={"description": "Username or email"})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+
+
+class UserUpdateSchema(Schema):
+    email = fields.Email(validate=validate.Length(max=254))
+    password = fields.String(load_only=True, validate=PASSWORD)
+    current_password = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
+    role = fields.String(validate=validate.OneOf(["user", "admin"]), metadata={"description": "Admin only"})
+    is_active = StrictBoolean(metadata={"description": "Admin only"})
+
+
+class UserSchema(Schema):
+    id = fields.String(dump_only=True)
+    username = fields.String()
+    email = fields.String()
+    role = fields.String()
+    is_active = fields.Boolean()
+    created_at = fields.DateTime(format="iso")
+
+
+class TokenSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds until the token expires"})

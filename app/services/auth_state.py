@@ -1,0 +1,38 @@
+"""What a token check needs (user's token version, active flag, role; revoked token ids),
+cached with version guards so a slow reader can never put back a stale answer."""
+from __future__ import annotations
+
+import json
+
+
+class AuthStateCache:
+    def __init__(self, cache, ttl_seconds: float = 300) -> None:
+        self._cache = cache
+        self._ttl = ttl_seconds
+
+    @staticmethod
+    def user_key(user_id: str) -> str:
+        return f"auth:user:{user_id}"
+
+    @staticmethod
+    def token_key(jti: str) -> str:
+        return f"auth:jti:{jti}"
+
+    def lookup(self, user_id: str, jti: str) -> tuple[tuple[int, bool, str] | None, bool | None]:
+        """((version, active, role) or None, revoked or None) — None means ask the database."""
+        user_raw, token_raw = self._cache.get_many([self.user_key(user_id), self.token_key(jti)])
+        user = None
+        if user_raw:
+            version, payload = user_raw.split("|", 1)
+            active, role = json.loads(payload)
+            user = (int(version), bool(active), role)
+        revoked = None if not token_raw else token_raw.split("|", 1)[0] == "1"
+        return user, revoked
+
+    def store_user(self, user_id: str, version: int, active: bool, role: str) -> None:
+        # Deactivating bumps the version, so "newer" always wins over what a reader saw.
+        self._cache.set_if_newer(self.user_key(user_id), version, json.dumps([active, role]), self._ttl)
+
+    def store_token(self, jti: str, revoked: bool, ttl: float) -> None:
+        if ttl > 0:
+            self._cache.set_if_newer(self.token_key(jti), 1 if revoked else 0, "", min(ttl, self._ttl))

@@ -1,0 +1,45 @@
+"""Signed, expiring bearer tokens (JWT, HS256)."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from app.services.errors import Unauthorized
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    version: int
+    jti: str
+    expires_at: int
+
+
+class Tokens:
+    ALGORITHM = "HS256"
+
+    def __init__(self, secret_key: str, ttl_seconds: int) -> None:
+        self._key = secret_key
+        self.ttl = int(ttl_seconds)
+
+    def issue(self, user_id: str, version: int) -> tuple[str, TokenClaims]:
+        now = int(time.time())
+        claims = TokenClaims(user_id, version, uuid.uuid4().hex, now + self.ttl)
+        payload = {"sub": user_id, "ver": version, "jti": claims.jti, "iat": now, "exp": claims.expires_at,
+                   "typ": "access"}
+        return jwt.encode(payload, self._key, algorithm=self.ALGORITHM), claims
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            payload = jwt.decode(token, self._key, algorithms=[self.ALGORITHM],
+                                 options={"require": ["sub", "exp", "jti", "ver"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the access token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("the access token is invalid") from exc
+        if payload.get("typ") != "access" or not isinstance(payload["ver"], int) or not isinstance(payload["sub"], str):
+            raise Unauthorized("the access token is invalid")
+        return TokenClaims(payload["sub"], payload["ver"], str(payload["jti"]), int(payload["exp"]))

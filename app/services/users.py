@@ -1,0 +1,170 @@
+"""User accounts: registration, profile changes, deactivation, listing, admin bootstrap."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.http.principal import Principal
+from app.infrastructure.database import Database, DomainEvent
+from app.infrastructure.tables import User, utcnow
+from app.services.auth_state import AuthStateCache
+from app.services.errors import (EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken,
+                                 ValidationFailed)
+from app.services.pagination import decode_cursor, encode_cursor
+from app.services.passwords import Passwords
+
+USER_CREATED = "user.created"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    next_cursor: str | None
+
+
+class UserService:
+    def __init__(self, database: Database, passwords: Passwords, auth_state: AuthStateCache) -> None:
+        self._db = database
+        self._passwords = passwords
+        self._auth_state = auth_state
+
+    def register(self, username: str, email: str, password: str, role: str = "user") -> User:
+        """Create a user; a `user.created` event in the same transaction lets wallets follow."""
+        user = User(id=str(uuid.uuid4()), username=username, username_key=username.lower(), email=email,
+                    email_key=email.lower(), password_hash=self._passwords.hash(password), role=role,
+                    is_active=True, token_version=0, created_at=utcnow(), updated_at=utcnow())
+        with self._db.unit_of_work() as uow:
+            self._ensure_free(uow.session, username=username, email=email)
+            uow.session.add(user)
+            uow.record(DomainEvent(USER_CREATED, user.id, {"username": user.username, "role": role}))
+            self._commit(uow)
+        return user
+
+    def get(self, actor: Principal, user_id: str) -> User:
+        self._require_self_or_admin(actor, user_id)
+        with self._db.unit_of_work(write=False) as uow:
+            return self._load(uow.session, user_id)
+
+    def update(self, actor: Principal, user_id: str, changes: dict) -> User:
+        self._require_self_or_admin(actor, user_id)
+        if not actor.is_admin and ({"role", "is_active"} & changes.keys()):
+            raise Forbidden("only an admin may change role or is_active")
+        new_hash = self._passwords.hash(changes["password"]) if "password" in changes else None
+        with self._db.unit_of_work() as uow:
+            user = self._load(uow.session, user_id)
+            if "password" in changes and actor.user_id == user_id:
+                if "current_password" not in changes:
+                    raise ValidationFailed.field("current_password", "required to change your password")
+                if not self._passwords.verify(user.password_hash, changes["current_password"]):
+                    raise InvalidCredentials("current_password is wrong")
+            if "email" in changes and changes["email"].lower() != user.email_key:
+                self._ensure_free(uow.session, email=changes["email"])
+                user.email, user.email_key = changes["email"], changes["email"].lower()
+            revoke = False
+            if new_hash is not None:
+                user.password_hash, revoke = new_hash, True
+            for field in ("role", "is_active"):
+                if field in changes and getattr(user, field) != changes[field]:
+                    setattr(user, field, changes[field])
+                    revoke = True  # tokens carry no role: re-login picks up the new rights
+            if revoke:
+                user.token_version += 1
+            user.updated_at = utcnow()
+            self._publish_auth_state(uow, user)
+            self._commit(uow)
+        return user
+
+    def deactivate(self, actor: Principal, user_id: str) -> None:
+        """Keep the user (and wallet, and history) but stop logins and every token."""
+        self._require_self_or_admin(actor, user_id)
+        with self._db.unit_of_work() as uow:
+            user = self._load(uow.session, user_id)
+            if user.is_active:
+                user.is_active = False
+                user.token_version += 1
+                user.updated_at = utcnow()
+                uow.record(DomainEvent("user.deactivated", user.id, {"by": actor.user_id}))
+                self._publish_auth_state(uow, user)
+                uow.commit()
+
+    def list(self, actor: Principal, limit: int, cursor: str | None) -> Page:
+        if not actor.is_admin:
+            raise Forbidden("only an admin may list users")
+        after = decode_cursor(cursor, 2)
+        query = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
+        if after:
+            created_at = _parse_time(after[0])
+            query = query.where(or_(User.created_at < created_at,
+                                    and_(User.created_at == created_at, User.id < str(after[1]))))
+        with self._db.unit_of_work(write=False) as uow:
+            rows = list(uow.session.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None
+        return Page(rows, next_cursor)
+
+    def ensure_admin(self, username: str, email: str, password: str) -> tuple[User, bool]:
+        """Create an admin, or promote (and re-password) the existing user; True when created."""
+        with self._db.unit_of_work() as uow:
+            user = uow.session.scalar(select(User).where(User.username_key == username.lower()))
+            if user is None:
+                uow.rollback()
+            else:
+                user.role, user.is_active = "admin", True
+                user.password_hash = self._passwords.hash(password)
+                user.token_version += 1
+                user.updated_at = utcnow()
+                self._publish_auth_state(uow, user)
+                uow.commit()
+                return user, False
+        return self.register(username, email, password, role="admin"), True
+
+    # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _require_self_or_admin(actor: Principal, user_id: str) -> None:
+        if actor.user_id != user_id and not actor.is_admin:
+            raise Forbidden("you may only act on your own account")
+
+    @staticmethod
+    def _load(session, user_id: str) -> User:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    @staticmethod
+    def _ensure_free(session, username: str | None = None, email: str | None = None) -> None:
+        if username and session.scalar(select(User.id).where(User.username_key == username.lower())):
+            raise UsernameTaken()
+        if email and session.scalar(select(User.id).where(User.email_key == email.lower())):
+            raise EmailTaken()
+
+    def _publish_auth_state(self, uow, user: User) -> None:
+        state = (user.token_version, user.is_active, user.role)
+        uow.after_commit(lambda: self._auth_state.store_user(user.id, *state))
+
+    @staticmethod
+    def _commit(uow) -> None:
+        """Commit; a unique-index race lost to a concurrent request maps to the same 409s."""
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            uow.rollback()
+            text = str(exc.orig).lower()
+            if "email" in text:
+                raise EmailTaken() from None
+            if "username" in text:
+                raise UsernameTaken() from None
+            raise
+
+
+def _parse_time(value):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed.field("cursor", "invalid cursor") from None

@@ -1,0 +1,82 @@
+"""Real server processes for end-to-end tests: gunicorn (or the dev server) on a free port."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """`credit-system serve` in its own process group, stopped (gracefully) by stop()."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4, log_path: Path | None = None,
+                 command: str = "serve") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.workers, self.threads = workers, threads
+        self.command = command
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        if self.command == "serve":
+            args = [str(BIN / "credit-system"), "serve", "--bind", f"127.0.0.1:{self.port}",
+                    "--workers", str(self.workers), "--threads", str(self.threads)]
+        else:
+            args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log_path}")
+            try:
+                if requests.get(self.url + "/livez", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not come up in {timeout}s; log: {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def server_env(database_url: str, cache_url: str, instance_path: Path, **extra: str) -> dict[str, str]:
+    env = {"CREDIT_DATABASE_URL": database_url, "CREDIT_CACHE_URL": cache_url,
+           "CREDIT_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123", "CREDIT_INSTANCE_PATH": str(instance_path)}
+    env.update(extra)
+    return env
