@@ -15,10 +15,15 @@ from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
 from app.services.auth import AuthService
 from app.services.auth_state import AuthStateCache
+from app.services.balance_cache import BalanceCache
+from app.services.idempotency import IdempotencyStore
+from app.services.ledger import Ledger
 from app.services.login_throttle import LoginThrottle
 from app.services.passwords import Passwords
 from app.services.tokens import Tokens
+from app.services.transactions import TransactionService
 from app.services.users import UserService
+from app.services.wallets import WalletService
 
 
 class Container(containers.DeclarativeContainer):
@@ -43,14 +48,23 @@ class Container(containers.DeclarativeContainer):
                                        throttle=login_throttle, auth_state=auth_state)
     access_guard = providers.Singleton(AccessGuard, auth=auth_service)
 
+    # -- the ledger ----------------------------------------------------------------------
+    idempotency_store = providers.Singleton(IdempotencyStore, ttl_seconds=config.idempotency_ttl_seconds)
+    balance_cache = providers.Singleton(BalanceCache, cache=cache, ttl_seconds=config.balance_cache_seconds)
+    ledger = providers.Singleton(Ledger, database=database, idempotency=idempotency_store, balances=balance_cache)
+    wallet_service = providers.Singleton(WalletService, database=database, ledger=ledger, balances=balance_cache)
+    transaction_service = providers.Singleton(TransactionService, database=database, ledger=ledger)
+
     # -- modules ----------------------------------------------------------------------
     connection_api = providers.Singleton(ConnectionApiModule, database=database, cache=cache, api=api)
     user_management = providers.Singleton(UserManagementModule, connection_api=connection_api, users=user_service,
                                           auth=auth_service, guard=access_guard, throttle=login_throttle)
-    wallet_module = providers.Singleton(WalletModule, connection_api=connection_api, user_management=user_management)
+    wallet_module = providers.Singleton(WalletModule, connection_api=connection_api, user_management=user_management,
+                                        wallets=wallet_service)
     transactions_module = providers.Singleton(
         TransactionsModule,
         connection_api=connection_api,
         user_management=user_management,
         wallet_module=wallet_module,
+        transactions=transaction_service,
     )

@@ -17,11 +17,26 @@ def _settings():
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group()
+class _Cli(click.Group):
+    """Operators get one line for a database problem, not a traceback."""
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            hint = " (has `credit-system db upgrade` been run?)" if "no such table" in str(exc.orig) or \
+                "does not exist" in str(exc.orig) else ""
+            raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}{hint}") from None
+
+
+@click.group(cls=_Cli)
 @click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
 def main(log_level: str) -> None:
     """Credit System: a double-entry credit ledger served as a REST API."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -96,6 +111,56 @@ def create_admin(username: str, email: str, password: str) -> None:
     finally:
         container.database().dispose()
     click.echo(f"{'created' if created else 'promoted'} admin {user.username} ({user.id})")
+
+
+@main.group()
+def ledger() -> None:
+    """Ledger integrity."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Check every invariant: balanced transactions, balances equal entries, none negative."""
+    from app import build_container
+    from app.services.ledger_verify import LedgerVerifier
+
+    container = build_container(_settings())
+    try:
+        report = LedgerVerifier(container.database()).verify()
+    finally:
+        container.database().dispose()
+    click.echo(f"transactions: {report.transactions}, wallets: {report.wallets}, "
+               f"issued: {report.issued}, redeemed: {report.redeemed}, held in wallets: {report.total_balance}")
+    problems = [("unbalanced transaction", report.unbalanced_transactions),
+                ("transaction without entries", report.transactions_without_entries),
+                ("stored balance differs from entries", report.wrong_balances),
+                ("negative balance", report.negative_balances)]
+    for label, items in problems:
+        for item in items:
+            click.echo(f"{label}: {item}")
+    if report.total_balance != report.issued - report.redeemed:
+        click.echo(f"money not conserved: wallets hold {report.total_balance}, "
+                   f"issued - redeemed = {report.issued - report.redeemed}")
+    if not report.ok:
+        sys.exit(1)
+    click.echo("ledger ok")
+
+
+@main.command()
+def purge() -> None:
+    """Delete expired idempotency keys and token revocations (safe to run any time, e.g. from cron)."""
+    from app import build_container
+    from app.services.idempotency import IdempotencyStore
+
+    container = build_container(_settings())
+    try:
+        with container.database().unit_of_work() as uow:
+            keys = IdempotencyStore.purge_expired(uow.session)
+            uow.commit()
+        tokens = container.auth_service().purge_expired_revocations()
+    finally:
+        container.database().dispose()
+    click.echo(f"purged {keys} idempotency key(s) and {tokens} revoked token(s)")
 
 
 @main.command()

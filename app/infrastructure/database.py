@@ -126,7 +126,9 @@ class UnitOfWork:
                 log.exception("after-commit callback failed")
 
     def rollback(self) -> None:
+        """Undo everything so far, including the events and side effects it queued."""
         self._events.clear()
+        self._after_commit.clear()
         self.session.rollback()
 
 

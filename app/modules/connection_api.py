@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from app.http.api import CreditApi, require_json_object
 from app.infrastructure.database import Database, EventBus
+from app.infrastructure.migrations import current_revision, head_revision
 from app.kernel import Module
 
 
@@ -32,9 +33,13 @@ class ConnectionApiModule(Module):
     def health_check(self) -> dict:
         report = {"database": self.database.dialect, "cache": self.cache.backend}
         try:
-            self.database.ping()
+            revision = current_revision(self.database.engine)
         except Exception as exc:
             return {**report, "status": "unhealthy", "error": f"database unreachable: {type(exc).__name__}"}
+        report["schema_revision"] = revision
+        if revision != head_revision():
+            return {**report, "status": "unhealthy",
+                    "error": f"database schema is at {revision}, not {head_revision()}: run `credit-system db upgrade`"}
         try:
             self.cache.ping()
         except Exception as exc:

@@ -1,0 +1,49 @@
+"""Idempotent money routes at the HTTP edge: the key header, rendering, replay headers."""
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from app.http.errors import STATUS_BY_CODE
+from app.schemas.ledger import TransactionSchema
+from app.services.errors import DomainError, ValidationFailed
+from app.services.idempotency import IdempotencyRequest, Outcome
+from app.services.ledger import TransactionView
+
+HEADER = "Idempotency-Key"
+IDEMPOTENCY_DOC = {"parameters": [{
+    "in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Replays the stored response for 24 hours when sent again with the same body.",
+}]}
+
+_transaction_schema = TransactionSchema()
+
+
+class TransactionRenderer:
+    """How a money movement's outcome looks on the wire (stored verbatim for replays)."""
+
+    def success(self, view: TransactionView) -> dict:
+        return _transaction_schema.dump(view)
+
+    def failure(self, error: DomainError) -> dict:
+        assert STATUS_BY_CODE[error.code] == 409
+        return {"error": {"code": error.code, "message": error.message, "details": error.details}}
+
+
+RENDERER = TransactionRenderer()
+
+
+def idempotency_request(user_id: str, body: dict) -> IdempotencyRequest | None:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise ValidationFailed.field(HEADER, "must be 1 to 255 characters")
+    return IdempotencyRequest.of(user_id, key, request.method, request.path, body)
+
+
+def outcome_response(outcome: Outcome):
+    response = jsonify(outcome.body)
+    response.status_code = outcome.status
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,48 @@
+"""Wallet and transaction payloads."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.schemas.common import Amount, Description, PageQuerySchema
+
+UserId = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
+
+
+class MoneyMovementSchema(Schema):
+    user_id = UserId()
+    amount = Amount()
+    description = Description()
+
+
+class TransferSchema(Schema):
+    from_user_id = UserId()
+    to_user_id = UserId()
+    amount = Amount()
+    description = Description()
+
+
+class ReverseSchema(Schema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class HistoryQuerySchema(PageQuerySchema):
+    user_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    type = fields.String(load_default=None, validate=validate.OneOf(["deposit", "withdrawal", "transfer", "reversal"]))
+
+
+class TransactionSchema(Schema):
+    id = fields.String()
+    type = fields.String(metadata={"enum": ["deposit", "withdrawal", "transfer", "reversal"]})
+    amount = fields.Integer()
+    from_user_id = fields.String(allow_none=True)
+    to_user_id = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    created_at = fields.DateTime(format="iso")
+    reverses = fields.String(allow_none=True)
+    reversed_by = fields.String(allow_none=True)
+
+
+class BalanceSchema(Schema):
+    user_id = fields.String()
+    balance = fields.Integer()
+    updated_at = fields.DateTime(format="iso")

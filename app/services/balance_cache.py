@@ -1,0 +1,36 @@
+"""Cached balances, versioned by the wallet row's version so a stale value never wins."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Balance:
+    user_id: str
+    balance: int
+    updated_at: datetime
+    version: int
+
+
+class BalanceCache:
+    def __init__(self, cache, ttl_seconds: float) -> None:
+        self._cache = cache
+        self._ttl = ttl_seconds
+
+    @staticmethod
+    def key(user_id: str) -> str:
+        return f"balance:{user_id}"
+
+    def get(self, user_id: str) -> Balance | None:
+        raw = self._cache.get(self.key(user_id))
+        if not raw:
+            return None
+        version, payload = raw.split("|", 1)
+        balance, updated_at = json.loads(payload)
+        return Balance(user_id, balance, datetime.fromisoformat(updated_at), int(version))
+
+    def store(self, balance: Balance) -> None:
+        payload = json.dumps([balance.balance, balance.updated_at.isoformat()])
+        self._cache.set_if_newer(self.key(balance.user_id), balance.version, payload, self._ttl)

@@ -1,0 +1,109 @@
+"""Transaction use cases: transfer, read, history, reversal."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.http.principal import Principal
+from app.infrastructure.database import Database
+from app.infrastructure.tables import Account, LedgerEntry, Transaction
+from app.services.errors import AlreadyReversed, Forbidden, NotFound, ValidationFailed
+from app.services.idempotency import IdempotencyRequest, Outcome
+from app.services.ledger import Ledger, Leg, Renderer, TransactionView
+from app.services.pagination import decode_cursor, encode_cursor
+
+TYPES = ("deposit", "withdrawal", "transfer", "reversal")
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[TransactionView]
+    next_cursor: str | None
+
+
+class TransactionService:
+    def __init__(self, database: Database, ledger: Ledger) -> None:
+        self._db = database
+        self._ledger = ledger
+
+    def transfer(self, actor: Principal, from_user_id: str, to_user_id: str, amount: int, description: str | None,
+                 render: Renderer, idempotency: IdempotencyRequest | None = None) -> Outcome:
+        if actor.user_id != from_user_id and not actor.is_admin:
+            raise Forbidden("you may only transfer from your own wallet")
+        if from_user_id == to_user_id:
+            raise ValidationFailed.field("to_user_id", "must differ from from_user_id")
+
+        def operation(uow):
+            self._ledger.require_user(uow, from_user_id, "from_user_id", active=False)
+            self._ledger.require_user(uow, to_user_id, "to_user_id")
+            return self._ledger.post(uow, type="transfer", from_user_id=from_user_id, to_user_id=to_user_id,
+                                     description=description, created_by=actor.user_id,
+                                     legs=[Leg(-amount, user_id=from_user_id), Leg(amount, user_id=to_user_id)])
+
+        return self._ledger.execute(operation, render, idempotency)
+
+    def reverse(self, actor: Principal, transaction_id: str, reason: str | None, render: Renderer,
+                idempotency: IdempotencyRequest | None = None) -> Outcome:
+        """Post the mirror image of a transaction, once; the original is never edited."""
+        if not actor.is_admin:
+            raise Forbidden("only an admin may reverse a transaction")
+
+        def operation(uow):
+            # Locking the original serializes concurrent reversals of it (SQLite: writers already are).
+            original = uow.session.scalar(select(Transaction).where(Transaction.id == transaction_id)
+                                          .with_for_update())
+            if original is None:
+                raise NotFound("no such transaction")
+            if original.type == "reversal":
+                raise ValidationFailed.field("transaction_id", "a reversal cannot itself be reversed")
+            if self._ledger.reversed_by(uow, [original.id]):
+                raise AlreadyReversed()
+            entries = uow.session.execute(
+                select(LedgerEntry.amount, LedgerEntry.account_id, Account.user_id)
+                .join(Account, Account.id == LedgerEntry.account_id)
+                .where(LedgerEntry.transaction_id == original.id)).all()
+            legs = [Leg(-amount, user_id=user_id) if user_id else Leg(-amount, account_id=account_id)
+                    for amount, account_id, user_id in entries]
+            return self._ledger.post(uow, type="reversal", from_user_id=original.to_user_id,
+                                     to_user_id=original.from_user_id, description=reason,
+                                     created_by=actor.user_id, reverses=original.id, legs=legs)
+
+        return self._ledger.execute(operation, render, idempotency)
+
+    def get(self, actor: Principal, transaction_id: str) -> TransactionView:
+        with self._db.unit_of_work(write=False) as uow:
+            row = uow.session.get(Transaction, transaction_id)
+            # Someone else's transaction is answered exactly like a missing one.
+            if row is None or not (actor.is_admin or actor.user_id in (row.from_user_id, row.to_user_id)):
+                raise NotFound("no such transaction")
+            return TransactionView.of(row, self._ledger.reversed_by(uow, [row.id]).get(row.id))
+
+    def history(self, actor: Principal, user_id: str | None, type: str | None, limit: int,
+                cursor: str | None) -> HistoryPage:
+        """Transactions touching a wallet, newest first, on the (account, entry id) index."""
+        user_id = user_id or actor.user_id
+        if user_id != actor.user_id and not actor.is_admin:
+            raise Forbidden("only an admin may read another user's history")
+        after = decode_cursor(cursor, 1)
+        if after is not None and not isinstance(after[0], int):
+            raise ValidationFailed.field("cursor", "invalid cursor")
+        with self._db.unit_of_work(write=False) as uow:
+            account_id = uow.session.scalar(select(Account.id).where(Account.user_id == user_id))
+            if account_id is None:
+                self._ledger.require_user(uow, user_id, "user_id", active=False)
+                return HistoryPage([], None)
+            query = (select(LedgerEntry.id, Transaction)
+                     .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
+                     .where(LedgerEntry.account_id == account_id)
+                     .order_by(LedgerEntry.id.desc()).limit(limit + 1))
+            if type:
+                query = query.where(LedgerEntry.tx_type == type)
+            if after is not None:
+                query = query.where(LedgerEntry.id < after[0])
+            rows = uow.session.execute(query).all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            reversals = self._ledger.reversed_by(uow, [tx.id for _, tx in rows])
+        items = [TransactionView.of(tx, reversals.get(tx.id)) for _, tx in rows]
+        return HistoryPage(items, encode_cursor(rows[-1][0]) if more and rows else None)

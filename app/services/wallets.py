@@ -1,0 +1,75 @@
+"""Wallet use cases: balance, deposit (admin), withdrawal (owner or admin)."""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.http.principal import Principal
+from app.infrastructure.database import Database, DomainEvent
+from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account
+from app.services.balance_cache import Balance, BalanceCache
+from app.services.errors import Forbidden
+from app.services.idempotency import IdempotencyRequest, Outcome
+from app.services.ledger import Ledger, Leg, Renderer
+
+
+class WalletService:
+    def __init__(self, database: Database, ledger: Ledger, balances: BalanceCache) -> None:
+        self._db = database
+        self._ledger = ledger
+        self._balances = balances
+
+    @staticmethod
+    def create_wallet(session: Session, event: DomainEvent) -> None:
+        """`user.created` handler: the wallet is born in the same transaction as its user."""
+        if session.scalar(select(Account.id).where(Account.user_id == event.aggregate_id)) is None:
+            session.add(Account(id=str(uuid.uuid4()), user_id=event.aggregate_id, kind="user", balance=0, version=0))
+
+    def balance(self, actor: Principal, user_id: str) -> Balance:
+        _owner_or_admin(actor, user_id)
+        cached = self._balances.get(user_id)
+        if cached is not None:
+            return cached
+        with self._db.unit_of_work(write=False) as uow:
+            account = uow.session.scalar(select(Account).where(Account.user_id == user_id))
+            if account is None:
+                self._ledger.require_user(uow, user_id, "user_id", active=False)
+        if account is None:  # a user from before wallets existed: its wallet starts now
+            with self._db.unit_of_work() as uow:
+                account = self._ledger.ensure_wallet(uow, user_id)
+                uow.commit()
+        balance = Balance(user_id, account.balance, account.updated_at, account.version)
+        self._balances.store(balance)
+        return balance
+
+    def deposit(self, actor: Principal, user_id: str, amount: int, description: str | None, render: Renderer,
+                idempotency: IdempotencyRequest | None = None) -> Outcome:
+        if not actor.is_admin:
+            raise Forbidden("only an admin may deposit")
+
+        def operation(uow):
+            self._ledger.require_user(uow, user_id, "user_id")
+            return self._ledger.post(uow, type="deposit", from_user_id=None, to_user_id=user_id,
+                                     description=description, created_by=actor.user_id,
+                                     legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT), Leg(amount, user_id=user_id)])
+
+        return self._ledger.execute(operation, render, idempotency)
+
+    def withdraw(self, actor: Principal, user_id: str, amount: int, description: str | None, render: Renderer,
+                 idempotency: IdempotencyRequest | None = None) -> Outcome:
+        _owner_or_admin(actor, user_id)
+
+        def operation(uow):
+            self._ledger.require_user(uow, user_id, "user_id", active=False)
+            return self._ledger.post(uow, type="withdrawal", from_user_id=user_id, to_user_id=None,
+                                     description=description, created_by=actor.user_id,
+                                     legs=[Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT)])
+
+        return self._ledger.execute(operation, render, idempotency)
+
+
+def _owner_or_admin(actor: Principal, user_id: str) -> None:
+    if actor.user_id != user_id and not actor.is_admin:
+        raise Forbidden("you may only act on your own wallet")
