@@ -20,8 +20,7 @@ PG_ADMIN_URL = os.environ.get("CREDIT_TEST_POSTGRES_URL", "postgresql+psycopg://
 REDIS_URL = os.environ.get("CREDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-# Rows the migrations seed; everything else is test data.
-_KEEP = {"accounts": "kind <> 'user'"}
+_ONLY = {"accounts": "kind = 'user'"}  # the system accounts stay
 _TABLES = ["ledger_entries", "transactions", "idempotency_keys", "outbox_events", "revoked_tokens", "accounts", "users"]
 
 
@@ -51,9 +50,11 @@ class PostgresDatabase:
         return self.url
 
     def reset(self) -> None:
+        """Empty every table but keep the system accounts the migration seeded."""
         with self._engine.begin() as conn:
-            conn.execute(text("DELETE FROM accounts WHERE kind = 'user'"))
-            conn.execute(text("TRUNCATE " + ", ".join(t for t in _TABLES if t != "accounts") + " CASCADE"))
+            for table in _TABLES:
+                where = f" WHERE {_ONLY[table]}" if table in _ONLY else ""
+                conn.execute(text(f"DELETE FROM {table}{where}"))
 
     def drop(self) -> None:
         self._engine.dispose()

@@ -40,8 +40,12 @@ class ServerProcess:
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        finally:
+            if self.log_path:
+                out.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,90 @@
+"""Real server processes over HTTP: two gunicorn servers sharing PostgreSQL + Redis, and one
+server on SQLite. Thousands of random operations; afterwards the books must balance."""
+from __future__ import annotations
+
+import pytest
+
+from app import build_container
+from app.config import load_settings
+from app.infrastructure.migrations import upgrade
+from app.services.ledger_verify import LedgerVerifier
+from tests import backends
+from tests.helpers import DEFAULT_PASSWORD
+from tests.servers import ServerProcess, server_env
+from tests.workload import Party, ServersHttp, assert_books_balance, run_workload, setup_parties
+
+SERVER_REDIS_URL = backends.REDIS_URL.rsplit("/", 1)[0] + "/14"
+
+
+def _admin(database_url: str, cache_url: str, instance) -> None:
+    container = build_container(load_settings(environ={}, database_url=database_url, cache_url=cache_url,
+                                              instance_path=str(instance), secret_key="unused-here"))
+    container.user_service().ensure_admin("admin", "admin@example.com", DEFAULT_PASSWORD)
+    container.database().dispose()
+
+
+def _login_admin(http: ServersHttp) -> Party:
+    status, token, _ = http.post("/auth/login", {"username": "admin", "password": DEFAULT_PASSWORD}, {})
+    assert status == 200, token
+    return Party("admin", {"Authorization": f"Bearer {token['access_token']}"})
+
+
+def _verifier(database_url: str, instance):
+    container = build_container(load_settings(environ={}, database_url=database_url, cache_url="memory://",
+                                              instance_path=str(instance), secret_key="unused-here"))
+    return container, LedgerVerifier(container.database())
+
+
+@pytest.fixture
+def shared_postgres():
+    try:
+        backends.check_postgres()
+        backends.check_redis(SERVER_REDIS_URL)
+    except Exception as exc:
+        backends.unavailable("PostgreSQL and Redis", exc)
+    database = backends.PostgresDatabase()
+    database.create()
+    backends.flush_redis(SERVER_REDIS_URL)
+    yield database.url
+    database.drop()
+    backends.flush_redis(SERVER_REDIS_URL)
+
+
+@pytest.mark.integration
+def test_two_servers_on_postgres_and_redis_keep_the_books(shared_postgres, tmp_path):
+    _admin(shared_postgres, SERVER_REDIS_URL, tmp_path)
+    env = server_env(shared_postgres, SERVER_REDIS_URL, tmp_path)
+    with ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "a.log") as a, \
+            ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "b.log") as b:
+        http = ServersHttp([a.url, b.url], seed=3)
+        admin = _login_admin(http)
+        parties = setup_parties(http, admin, count=16, funding=400, password=DEFAULT_PASSWORD)
+        result = run_workload(http, admin, parties, operations=2500, threads=16, seed=11)
+        assert not result.unexpected, result.unexpected[:5]
+        assert not result.replay_mismatches, result.replay_mismatches[:5]
+        assert result.statuses[201] > 1000 and result.statuses[409] > 0
+        container, verifier = _verifier(shared_postgres, tmp_path)
+        try:
+            assert_books_balance(http, admin, parties, verifier)
+        finally:
+            container.database().dispose()
+
+
+@pytest.mark.e2e
+def test_one_server_on_sqlite_keeps_the_books(tmp_path):
+    database_url = f"sqlite:///{tmp_path / 'credit.sqlite3'}"
+    upgrade(database_url)
+    _admin(database_url, "memory://", tmp_path)
+    env = server_env(database_url, "memory://", tmp_path)
+    with ServerProcess(env, workers=1, threads=8, log_path=tmp_path / "server.log") as server:
+        http = ServersHttp([server.url], seed=5)
+        admin = _login_admin(http)
+        parties = setup_parties(http, admin, count=10, funding=400, password=DEFAULT_PASSWORD)
+        result = run_workload(http, admin, parties, operations=1200, threads=8, seed=13)
+        assert not result.unexpected, result.unexpected[:5]
+        assert not result.replay_mismatches, result.replay_mismatches[:5]
+        container, verifier = _verifier(database_url, tmp_path)
+        try:
+            assert_books_balance(http, admin, parties, verifier)
+        finally:
+            container.database().dispose()
