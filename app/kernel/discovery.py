@@ -21,14 +21,15 @@ class FoundModule:
 
 
 def scan_package(package_name: str = "app.modules") -> list[FoundModule]:
-    """Every module class defined in the package's submodules, in name order."""
+    """Every module class defined in the package's submodules, at any depth, in name order."""
     package = importlib.import_module(package_name)
     found = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        submodule = importlib.import_module(f"{package_name}.{info.name}")
+    # Recursive: a module packaged as app/modules/<name>/ may define its class in a submodule.
+    for info in sorted(pkgutil.walk_packages(package.__path__, prefix=f"{package_name}."), key=lambda i: i.name):
+        submodule = importlib.import_module(info.name)
         for _, obj in inspect.getmembers(submodule, is_module_class):
             if obj.__module__ == submodule.__name__:
-                found.append(FoundModule(obj, f"{package_name}.{info.name}"))
+                found.append(FoundModule(obj, info.name))
     return found
 
 

@@ -201,7 +201,8 @@ def build_plan(container, disabled: tuple[str, ...] = (), scanned: list[FoundMod
         nodes[name] = ModuleNode(name, provider, cls, source, tuple(getattr(cls, "DEPENDENCIES", ())))
         module_ids[id(provider)] = name
     for found in extras:
-        if found.cls.NAME in nodes and nodes[found.cls.NAME].cls is not found.cls:
+        # Not a node at all: its name is taken by a non-module provider (e.g. "cache").
+        if found.cls.NAME not in nodes or nodes[found.cls.NAME].cls is not found.cls:
             findings.append(Finding(codes.DUPLICATE_NAME,
                                     f"extra module {found.source} reuses the name '{found.cls.NAME}'",
                                     "give every module a unique NAME", found.cls.NAME))

@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from app.http.errors import error_response
 from app.kernel import findings as codes
 from app.kernel.findings import Finding, WiringError
 from app.kernel.graph import ModulePlan
@@ -32,6 +33,14 @@ class ModuleState:
     routes: list[str] = field(default_factory=list)
 
 
+def _unavailable_view(name: str, state: ModuleState):
+    def unavailable(**_ignored):
+        return error_response(503, "module_unavailable", f"module {name} is {state.status}",
+                              {"module": name, "status": state.status}, {"Retry-After": "30"})
+
+    return unavailable
+
+
 class ModuleManager:
     """Owns the modules of one app: order, status, routes, health and shutdown."""
 
@@ -42,7 +51,9 @@ class ModuleManager:
         self._health_ttl = health_cache_seconds
         self._health_cache: dict[str, tuple[float, dict]] = {}
         self._health_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+        # At most one check per module runs at a time (see _cached_check), each on its own
+        # daemon thread: a hung check can neither starve the others nor block process exit.
+        self._running: dict[str, Future] = {}
         self.findings: list[Finding] = list(plan.findings)
 
     @property
@@ -54,7 +65,10 @@ class ModuleManager:
         """Build, initialize and route every enabled module, dependencies first."""
         if self.plan.errors:
             raise WiringError(self.plan.findings)
-        owners: dict[tuple[str, str], str] = {}
+        # The kernel's own routes (health, OpenAPI, static) are taken before any module's.
+        owners: dict[tuple[str, str], str] = {
+            (rule.rule, method): "kernel"
+            for rule in app.url_map.iter_rules() for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
         for name in self.plan.load_order:
             state, node = self.states[name], self.plan.nodes[name]
             if name in self.plan.disabled:
@@ -73,11 +87,26 @@ class ModuleManager:
                     raise RuntimeError("initialize() returned False")
                 self._register_routes(app, state, owners)
                 state.status = "initialized"
+            except WiringError:  # a route collision is a wiring error, not this module's failure
+                raise
             except Exception as exc:  # a module's failure must not take the others down
                 state.status, state.reason = "failed", f"{type(exc).__name__}: {exc}"
                 log.error("module %s failed to start: %s", name, state.reason)
             state.init_ms = round((time.perf_counter() - started) * 1000, 3)
             state.started_at = time.monotonic()
+        self._answer_for_unavailable_modules(app)
+
+    def _answer_for_unavailable_modules(self, app) -> None:
+        """A failed or skipped module's paths answer 503 module_unavailable, not a bare 404."""
+        for name in self.plan.load_order:
+            state = self.states[name]
+            if state.status not in ("failed", "skipped"):
+                continue
+            for prefix in getattr(self.plan.nodes[name].cls, "ROUTE_PREFIXES", ()):
+                view = _unavailable_view(name, state)
+                for rule in (prefix, prefix.rstrip("/") + "/<path:rest>"):
+                    app.add_url_rule(rule, endpoint=f"module_unavailable.{name}.{rule}", view_func=view,
+                                     methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 
     def _register_routes(self, app, state: ModuleState, owners: dict) -> None:
         before = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -91,7 +120,7 @@ class ModuleManager:
                                       f"{method} {rule.rule} is registered by both {owner} and {state.name}",
                                       "change one module's path or URL prefix", state.name)
                     self.findings.append(finding)
-                    raise WiringError([finding])
+                    raise WiringError(self.findings)
         state.routes = sorted({rule.rule for rule in added})
 
     def shutdown(self) -> None:
@@ -104,7 +133,6 @@ class ModuleManager:
                 state.instance.shutdown()
             except Exception:
                 log.exception("module %s failed to shut down", name)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- runtime look-ups (for operators, health endpoints and tests) -----------------
     def is_module_loaded(self, name: str) -> bool:
@@ -166,7 +194,9 @@ class ModuleManager:
             cached = self._health_cache.get(state.name)
             if cached and now - cached[0] < self._health_ttl:
                 return cached[1]
-        future = self._pool.submit(state.instance.health_check)
+            future = self._running.get(state.name)
+            if future is None or future.done():  # a check still running from before is awaited, not repeated
+                future = self._running[state.name] = self._start_check(state)
         try:
             result = dict(future.result(timeout=self._health_timeout))
             if result.get("status") not in _RANK:
@@ -179,6 +209,20 @@ class ModuleManager:
         with self._health_lock:
             self._health_cache[state.name] = (time.monotonic(), result)
         return result
+
+    @staticmethod
+    def _start_check(state: ModuleState) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+
+        def run() -> None:
+            try:
+                future.set_result(state.instance.health_check())
+            except BaseException as exc:  # reported as unhealthy by the caller
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name=f"health-{state.name}", daemon=True).start()
+        return future
 
     def overall_health(self) -> tuple[str, dict[str, dict]]:
         """healthy / degraded / unhealthy over every enabled module."""

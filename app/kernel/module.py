@@ -16,6 +16,9 @@ class Module:
     DEPENDENCIES: ClassVar[tuple[str, ...]] = ()
     CRITICAL: ClassVar[bool] = True
     DESCRIPTION: ClassVar[str] = ""
+    # URL prefixes this module serves: while it is failed or skipped they answer 503
+    # module_unavailable instead of 404.
+    ROUTE_PREFIXES: ClassVar[tuple[str, ...]] = ()
 
     def initialize(self) -> bool:
         """Prepare resources; return False (or raise) to be marked failed."""

@@ -4,9 +4,14 @@ from __future__ import annotations
 from app.kernel.graph import ModulePlan
 
 
+def _all_modules(plan: ModulePlan) -> list[str]:
+    """Load order first, then the modules it leaves out (those on or behind a cycle)."""
+    return plan.load_order + sorted(set(plan.nodes) - set(plan.load_order))
+
+
 def to_dot(plan: ModulePlan) -> str:
     lines = ["digraph modules {", "  rankdir=LR;"]
-    for name in plan.load_order or sorted(plan.nodes):
+    for name in _all_modules(plan):
         style = ' [style=dashed]' if name in plan.disabled else ""
         lines.append(f'  "{name}"{style};')
         for dep in plan.nodes[name].dependencies:
@@ -17,7 +22,7 @@ def to_dot(plan: ModulePlan) -> str:
 
 def to_mermaid(plan: ModulePlan) -> str:
     lines = ["graph LR"]
-    for name in plan.load_order or sorted(plan.nodes):
+    for name in _all_modules(plan):
         deps = plan.nodes[name].dependencies
         if not deps:
             lines.append(f"  {name}")

@@ -1,6 +1,8 @@
 """Modules for lifecycle and health tests: failing, recording, hanging."""
 from __future__ import annotations
 
+import threading
+
 from app.kernel import Module
 from tests.fixtures_modules import RELEASE, record
 
@@ -114,3 +116,14 @@ class BogusHealth(Module):
 
     def health_check(self) -> dict:
         return {"status": "fine, probably"}
+
+
+class ForeverHanging(Module):
+    """A health check that never returns (its event is never set)."""
+
+    NAME = "forever"
+    CRITICAL = False
+
+    def health_check(self) -> dict:
+        threading.Event().wait()
+        return {"status": "healthy"}

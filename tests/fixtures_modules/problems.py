@@ -87,3 +87,22 @@ class RoutesB(Module):
 
     def register_routes(self, app) -> None:
         app.add_url_rule("/collide", "routes_b_collide", _collide)
+
+
+class NamedLikeInfrastructure(Module):
+    """Its NAME is taken by an infrastructure provider (the cache): MOD-E005."""
+
+    NAME = "cache"
+
+
+def _health_impostor():
+    return {"status": "not the kernel"}
+
+
+class KernelRouteImpostor(Module):
+    """Registers GET /health, which the kernel already serves: MOD-E006."""
+
+    NAME = "health_impostor"
+
+    def register_routes(self, app) -> None:
+        app.add_url_rule("/health", "health_impostor", _health_impostor)

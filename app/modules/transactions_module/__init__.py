@@ -13,6 +13,7 @@ class TransactionsModule(Module):
     NAME = "transactions_module"
     DEPENDENCIES = ("connection_api", "user_management", "wallet_module")
     DESCRIPTION = "Transfers, history and reversals"
+    ROUTE_PREFIXES = ("/transactions",)
 
     def __init__(self, connection_api: ConnectionApiModule, user_management: UserManagementModule,
                  wallet_module: WalletModule, transactions: TransactionService) -> None:

@@ -15,6 +15,7 @@ class UserManagementModule(Module):
     NAME = "user_management"
     DEPENDENCIES = ("connection_api",)
     DESCRIPTION = "Users, bearer tokens, roles and login throttling"
+    ROUTE_PREFIXES = ("/users", "/auth")
 
     def __init__(self, connection_api: ConnectionApiModule, users: UserService, auth: AuthService,
                  guard: AccessGuard, throttle: LoginThrottle) -> None:

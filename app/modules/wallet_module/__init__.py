@@ -13,6 +13,7 @@ class WalletModule(Module):
     NAME = "wallet_module"
     DEPENDENCIES = ("connection_api", "user_management")
     DESCRIPTION = "Wallets, balances, deposits and withdrawals"
+    ROUTE_PREFIXES = ("/wallet",)
 
     def __init__(self, connection_api: ConnectionApiModule, user_management: UserManagementModule,
                  wallets: WalletService) -> None:
