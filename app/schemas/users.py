@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import StrictBoolean
+from app.schemas.common import StrictBoolean, no_nul
 
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{3,32}$",
                            error="3-32 characters of letters, digits, '_', '.' or '-'.")
@@ -17,7 +17,7 @@ class UserCreateSchema(Schema):
 
 
 class LoginSchema(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=254),
+    username = fields.String(required=True, validate=[validate.Length(min=1, max=254), no_nul],
                              metadata={"description": "Username or email"})
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
@@ -31,12 +31,12 @@ class UserUpdateSchema(Schema):
 
 
 class UserSchema(Schema):
-    id = fields.String(dump_only=True)
-    username = fields.String()
-    email = fields.String()
-    role = fields.String()
-    is_active = fields.Boolean()
-    created_at = fields.DateTime(format="iso")
+    id = fields.String(required=True, dump_only=True)
+    username = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True, metadata={"enum": ["user", "admin"]})
+    is_active = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True, format="iso")
 
 
 class TokenSchema(Schema):

@@ -17,7 +17,7 @@ class Passwords:
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True if it matches; an absent hash is checked against a dummy so timing is alike."""
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+            return self._hasher.verify(password_hash or self._dummy, password) and bool(password_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -21,12 +22,13 @@ class TokenClaims:
 class Tokens:
     ALGORITHM = "HS256"
 
-    def __init__(self, secret_key: str, ttl_seconds: int) -> None:
+    def __init__(self, secret_key: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
         self._key = secret_key
         self.ttl = int(ttl_seconds)
+        self._clock = clock
 
     def issue(self, user_id: str, version: int) -> tuple[str, TokenClaims]:
-        now = int(time.time())
+        now = int(self._clock())
         claims = TokenClaims(user_id, version, uuid.uuid4().hex, now + self.ttl)
         payload = {"sub": user_id, "ver": version, "jti": claims.jti, "iat": now, "exp": claims.expires_at,
                    "typ": "access"}

@@ -96,9 +96,11 @@ class UserService:
         after = decode_cursor(cursor, 2)
         query = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
         if after:
-            created_at = _parse_time(after[0])
+            created_at, last_id = _parse_time(after[0]), after[1]
+            if not isinstance(last_id, str) or "\x00" in last_id:  # PostgreSQL cannot compare a NUL
+                raise ValidationFailed.field("cursor", "invalid cursor")
             query = query.where(or_(User.created_at < created_at,
-                                    and_(User.created_at == created_at, User.id < str(after[1]))))
+                                    and_(User.created_at == created_at, User.id < last_id)))
         with self._db.unit_of_work(write=False) as uow:
             rows = list(uow.session.scalars(query))
         more = len(rows) > limit
@@ -153,18 +155,23 @@ class UserService:
             uow.commit()
         except IntegrityError as exc:
             uow.rollback()
-            text = str(exc.orig).lower()
-            if "email" in text:
+            # Only the first line names the violated index; PostgreSQL's DETAIL line repeats the
+            # values, and a username like "email.fan" must not read as an email conflict.
+            text = (str(exc.orig).lower().splitlines() or [""])[0]
+            if "email_key" in text:
                 raise EmailTaken() from None
-            if "username" in text:
+            if "username_key" in text:
                 raise UsernameTaken() from None
             raise
 
 
 def _parse_time(value):
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
+        parsed = datetime.fromisoformat(str(value))
+        # Normalise here: a crafted offset near year 1 or 9999 must be a 422, not an
+        # OverflowError (a 500) when the column type converts the bound value to UTC.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed.field("cursor", "invalid cursor") from None
