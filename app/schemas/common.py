@@ -26,19 +26,26 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+# PostgreSQL text cannot hold NUL characters: refuse them as bad input, not a 500. A Regexp,
+# so that the OpenAPI document says so too (as the field's `pattern`).
+no_nul = validate.Regexp(r"^[^\x00]*$", error="Must not contain NUL characters.")
+
+
 def Amount(**kwargs) -> StrictInteger:
     return StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT),
                          metadata={"description": f"Integer credits, 1..{MAX_AMOUNT}", "example": 100}, **kwargs)
 
 
 def Description() -> fields.String:
-    return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500),
+    return fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=500), no_nul],
                          metadata={"description": "At most 500 characters"})
 
 
 class PageQuerySchema(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    cursor = fields.String(load_default=None, validate=[validate.Length(max=512),
+                                                        validate.Regexp(r"^[A-Za-z0-9_-]*$", error="invalid cursor")],
+                           metadata={"description": "`next_cursor` of the previous page (opaque)"})
 
 
 def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import Amount, Description, PageQuerySchema
+from app.schemas.common import Amount, Description, PageQuerySchema, no_nul
 
-UserId = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=64), **kw)  # noqa: E731
+UserId = lambda **kw: fields.String(required=True, validate=[validate.Length(min=1, max=64), no_nul], **kw)  # noqa: E731
 
 
 class MoneyMovementSchema(Schema):
@@ -22,27 +22,27 @@ class TransferSchema(Schema):
 
 
 class ReverseSchema(Schema):
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    reason = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=500), no_nul])
 
 
 class HistoryQuerySchema(PageQuerySchema):
-    user_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    user_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), no_nul])
     type = fields.String(load_default=None, validate=validate.OneOf(["deposit", "withdrawal", "transfer", "reversal"]))
 
 
 class TransactionSchema(Schema):
-    id = fields.String()
-    type = fields.String(metadata={"enum": ["deposit", "withdrawal", "transfer", "reversal"]})
-    amount = fields.Integer()
-    from_user_id = fields.String(allow_none=True)
-    to_user_id = fields.String(allow_none=True)
-    description = fields.String(allow_none=True)
-    created_at = fields.DateTime(format="iso")
-    reverses = fields.String(allow_none=True)
-    reversed_by = fields.String(allow_none=True)
+    id = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": ["deposit", "withdrawal", "transfer", "reversal"]})
+    amount = fields.Integer(required=True)
+    from_user_id = fields.String(required=True, allow_none=True)
+    to_user_id = fields.String(required=True, allow_none=True)
+    description = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True, format="iso")
+    reverses = fields.String(required=True, allow_none=True)
+    reversed_by = fields.String(required=True, allow_none=True)
 
 
 class BalanceSchema(Schema):
-    user_id = fields.String()
-    balance = fields.Integer()
-    updated_at = fields.DateTime(format="iso")
+    user_id = fields.String(required=True)
+    balance = fields.Integer(required=True)
+    updated_at = fields.DateTime(required=True, format="iso")

@@ -54,9 +54,21 @@ class IdempotencyStore:
 
     def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome) -> None:
         now = datetime.now(UTC)
-        session.add(IdempotencyKey(user_id=request.user_id, key=request.key, request_hash=request.fingerprint,
-                                   status_code=outcome.status, response_body=json.dumps(outcome.body),
-                                   created_at=now, expires_at=now + self.ttl))
+        record = IdempotencyKey(user_id=request.user_id, key=request.key, request_hash=request.fingerprint,
+                                status_code=outcome.status, response_body=json.dumps(outcome.body),
+                                created_at=now, expires_at=now + self.ttl)
+        existing = session.get(IdempotencyKey, (request.user_id, request.key))
+        if existing is not None and existing.expires_at <= now:
+            # An expired record that find() removed comes back when a refused operation rolls
+            # the unit of work back: overwrite it rather than duplicate it.
+            session.merge(record)
+            return
+        # A live record is a concurrent request's with this key, committed since find(): the
+        # insert must fail on the key so the caller answers as that request did. (Overwriting
+        # it would let both requests take effect.)
+        if existing is not None:
+            session.expunge(existing)
+        session.add(record)
 
     @staticmethod
     def purge_expired(session: Session) -> int:

@@ -1,0 +1,119 @@
+"""`credit-system ledger verify` on a clean and on a deliberately corrupted ledger, and the
+database's own refusal of a negative balance."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from app.cli import main as cli
+from app.infrastructure.tables import Account, LedgerEntry
+from app.services.ledger_verify import LedgerVerifier
+from tests.helpers import balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
+
+
+def verify(settings):
+    env = {"CREDIT_DATABASE_URL": settings.database_url, "CREDIT_CACHE_URL": settings.cache_url,
+           "CREDIT_INSTANCE_PATH": settings.instance_path, "CREDIT_SECRET_KEY": settings.secret_key,
+           "CREDIT_CONFIG": ""}
+    return CliRunner().invoke(cli, ["ledger", "verify"], env=env)
+
+
+@pytest.fixture
+def busy(app, client):
+    """A ledger with every kind of transaction, a refused one and a stored refusal."""
+    make_admin(app)
+    admin = bearer(login(client, "admin"))
+    alice, alice_h = user_with_token(client, "alice")
+    bob, bob_h = user_with_token(client, "bob")
+    carol, _ = user_with_token(client, "carol")
+    a, b, c = alice["id"], bob["id"], carol["id"]
+    deposit(client, admin, a, 1000)
+    deposit(client, admin, b, 200)
+    dep = deposit(client, admin, c, 5)
+
+    def ok(response):
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    tr = ok(client.post("/transactions", json={"from_user_id": a, "to_user_id": b, "amount": 300}, headers=alice_h))
+    ok(client.post("/transactions", json={"from_user_id": b, "to_user_id": c, "amount": 50}, headers=bob_h))
+    ok(client.post("/wallet/withdraw", json={"user_id": a, "amount": 100}, headers=alice_h))
+    ok(client.post("/wallet/withdraw", json={"user_id": b, "amount": 25}, headers=admin))
+    ok(client.post(f"/transactions/{tr['id']}/reverse", json={"reason": "dispute"}, headers=admin))
+    ok(client.post(f"/transactions/{dep['id']}/reverse", json={}, headers=admin))
+    refused = client.post("/transactions", json={"from_user_id": b, "to_user_id": a, "amount": 10_000},
+                          headers={**bob_h, "Idempotency-Key": "too-much"})
+    assert refused.status_code == 409
+    balances = {a: 1000 - 300 - 100 + 300, b: 200 + 300 - 50 - 25 - 300, c: 5 + 50 - 5}
+    for user_id, expected in balances.items():
+        assert balance_of(client, admin, user_id) == expected
+    return {"alice": a, "bob": b, "carol": c, "transfer": tr["id"], "balances": balances}
+
+
+def test_verify_on_an_empty_ledger(settings, app):
+    result = verify(settings)
+    assert result.exit_code == 0, result.output
+    assert "transactions: 0" in result.output and "ledger ok" in result.output
+
+
+def test_verify_on_a_clean_ledger_reports_money_conserved(app, settings, busy):
+    result = verify(settings)
+    assert result.exit_code == 0, result.output
+    issued, redeemed = 1000 + 200 + 5 - 5, 100 + 25
+    held = sum(busy["balances"].values())
+    assert held == issued - redeemed
+    assert f"transactions: 9, wallets: 4, issued: {issued}, redeemed: {redeemed}, held in wallets: {held}" \
+        in result.output
+    assert result.output.strip().endswith("ledger ok")
+
+    report = LedgerVerifier(app.container.database()).verify()
+    assert report.ok and report.total_balance == held and report.wallets == 4
+
+
+def test_verify_detects_a_tampered_balance(app, settings, busy):
+    with app.container.database().engine.begin() as conn:
+        conn.execute(update(Account).where(Account.user_id == busy["bob"]).values(balance=Account.balance + 1))
+    result = verify(settings)
+    assert result.exit_code == 1, result.output
+    assert "stored balance differs from entries" in result.output
+    line = next(line for line in result.output.splitlines() if "stored balance differs" in line)
+    assert busy["bob"] in line and busy["alice"] not in line
+    assert "money not conserved" in result.output
+    assert "ledger ok" not in result.output
+
+
+def test_verify_detects_a_deleted_ledger_entry(app, settings, busy):
+    with app.container.database().engine.begin() as conn:
+        wallet = conn.scalar(select(Account.id).where(Account.user_id == busy["bob"]))
+        entry = conn.scalar(select(LedgerEntry.id).where(LedgerEntry.transaction_id == busy["transfer"],
+                                                         LedgerEntry.account_id == wallet))
+        conn.execute(delete(LedgerEntry).where(LedgerEntry.id == entry))
+    result = verify(settings)
+    assert result.exit_code == 1, result.output
+    assert f"unbalanced transaction: {busy['transfer']}" in result.output
+    # Bob's stored balance no longer matches his remaining entries either.
+    line = next(line for line in result.output.splitlines() if "stored balance differs" in line)
+    assert busy["bob"] in line
+
+
+def test_verify_detects_a_transaction_without_entries(app, settings, busy):
+    with app.container.database().engine.begin() as conn:
+        conn.execute(delete(LedgerEntry).where(LedgerEntry.transaction_id == busy["transfer"]))
+    result = verify(settings)
+    assert result.exit_code == 1, result.output
+    assert f"transaction without entries: {busy['transfer']}" in result.output
+
+
+def test_the_database_refuses_a_negative_balance(app, client):
+    user, _ = user_with_token(client, "alice")
+    before = ledger_snapshot(app)
+    engine = app.container.database().engine
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(update(Account).where(Account.user_id == user["id"]).values(balance=-1))
+    with pytest.raises(IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE accounts SET balance = balance - 1 WHERE user_id = :u"), {"u": user["id"]})
+    assert ledger_snapshot(app) == before
