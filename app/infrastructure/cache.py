@@ -86,16 +86,32 @@ return 1
 
 
 class RedisCache:
-    """Redis-backed cache shared by every process; failures are logged and treated as misses."""
+    """Redis-backed cache shared by every process; failures are logged and treated as misses.
+
+    A write that cannot reach Redis (down, or stalled) would leave the old value there for
+    every process to serve once Redis answers again (a balance from before, a logged-out
+    token as valid). So such a key is remembered: this process reads it as a miss, and a
+    background thread deletes it from Redis as soon as Redis answers. After a failure the
+    cache is also skipped for `backoff` seconds, so a stalled Redis costs a request one
+    timeout, not one per cache call.
+    """
 
     backend = "redis"
+    MAX_UNSYNCED = 100_000
 
-    def __init__(self, url: str, timeout: float = 0.5) -> None:
+    def __init__(self, url: str, timeout: float = 0.5, backoff: float = 1.0) -> None:
         self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            decode_responses=True, health_check_interval=10)
         self._set_if_newer = self.client.register_script(_SET_IF_NEWER)
         self._last_warning = 0.0
+        self._backoff = backoff
+        self._skip_until = 0.0
+        self._unsynced: dict[str, int] = {}  # key -> generation of its latest failed write
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._resync_thread: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -103,47 +119,101 @@ class RedisCache:
             self._last_warning = now
             log.warning("cache unavailable, falling back to the database: %s", exc)
 
+    def _skipping(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _failed(self, exc: Exception, unsynced: tuple[str, ...] = ()) -> None:
+        self._skip_until = time.monotonic() + self._backoff
+        self._warn(exc)
+        self._remember(unsynced)
+
+    def _remember(self, keys) -> None:
+        """These keys' updates were lost: never trust what Redis holds for them until deleted."""
+        if not keys:
+            return
+        with self._lock:
+            if len(self._unsynced) >= self.MAX_UNSYNCED:
+                log.error("too many cache keys to resync; some may stay stale until they expire")
+                return
+            self._generation += 1
+            self._unsynced.update(dict.fromkeys(keys, self._generation))
+            if self._resync_thread is None and not self._closed.is_set():
+                self._resync_thread = threading.Thread(target=self._resync, name="cache-resync", daemon=True)
+                self._resync_thread.start()
+
+    def _resync(self) -> None:
+        while not self._closed.wait(0.2):
+            with self._lock:
+                pending = dict(self._unsynced)
+                if not pending:
+                    self._resync_thread = None
+                    return
+            keys = list(pending)
+            try:
+                for i in range(0, len(keys), 1000):
+                    self.client.delete(*keys[i:i + 1000])
+            except redis.RedisError:
+                continue
+            self._skip_until = 0.0  # Redis answers again
+            with self._lock:
+                for key, generation in pending.items():
+                    if self._unsynced.get(key) == generation:  # not failed again meanwhile
+                        del self._unsynced[key]
+
     def get(self, key: str) -> str | None:
+        if self._skipping() or key in self._unsynced:
+            return None
         try:
             return self.client.get(key)
         except redis.RedisError as exc:
-            self._warn(exc)
+            self._failed(exc)
             return None
 
     def get_many(self, keys: list[str]) -> list[str | None]:
-        try:
-            return self.client.mget(keys)
-        except redis.RedisError as exc:
-            self._warn(exc)
+        if self._skipping():
             return [None] * len(keys)
+        try:
+            values = self.client.mget(keys)
+        except redis.RedisError as exc:
+            self._failed(exc)
+            return [None] * len(keys)
+        return [None if key in self._unsynced else value for key, value in zip(keys, values)]
 
     def set(self, key: str, value: str, ttl: float) -> None:
+        if self._skipping():
+            return self._remember((key,))
         try:
             self.client.set(key, value, px=int(ttl * 1000))
         except redis.RedisError as exc:
-            self._warn(exc)
+            self._failed(exc, (key,))
 
     def set_if_newer(self, key: str, version: int, value: str, ttl: float) -> None:
+        if self._skipping():
+            return self._remember((key,))
         try:
             self._set_if_newer(keys=[key], args=[version, value, int(ttl * 1000)])
         except redis.RedisError as exc:
-            self._warn(exc)
+            self._failed(exc, (key,))
 
     def delete(self, *keys: str) -> None:
         if not keys:
             return
+        if self._skipping():
+            return self._remember(keys)
         try:
             self.client.delete(*keys)
         except redis.RedisError as exc:
-            self._warn(exc)
+            self._failed(exc, keys)
 
     def ping(self) -> None:
         try:
             self.client.ping()
         except redis.RedisError as exc:
             raise CacheUnavailable(str(exc)) from exc
+        self._skip_until = 0.0
 
     def close(self) -> None:
+        self._closed.set()
         self.client.close()
 
 

@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 def build_engine(url: str) -> Engine:
     """Create the engine for a SQLAlchemy URL with settings right for that backend."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
     return create_engine(
         url,
+        hide_parameters=True,  # bound values (password hashes, tokens) never reach a log or error text
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,

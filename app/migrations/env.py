@@ -1,6 +1,5 @@
 """Alembic environment: the URL comes from the app's settings, never from a file."""
 from alembic import context
-from sqlalchemy import pool
 
 from app.infrastructure.database import build_engine
 from app.infrastructure.tables import Base
