@@ -13,6 +13,7 @@ from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
+from app.observability.metrics import Metrics, multiprocess_dir
 from app.services.auth import AuthService
 from app.services.auth_state import AuthStateCache
 from app.services.balance_cache import BalanceCache
@@ -35,6 +36,9 @@ class Container(containers.DeclarativeContainer):
     database = providers.Singleton(Database, engine=engine, bus=event_bus)
     cache = providers.Singleton(build_cache, url=config.cache_url)
     api = providers.Singleton(CreditApi)
+
+    # -- observability ----------------------------------------------------------------
+    metrics = providers.Singleton(Metrics, multiprocess_dir=providers.Callable(multiprocess_dir))
 
     # -- users and authentication ---------------------------------------------------
     passwords = providers.Singleton(Passwords)

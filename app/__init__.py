@@ -9,10 +9,12 @@ from app.config import Settings, load_settings
 from app.http.api import api_settings
 from app.http.errors import register_error_handlers
 from app.http.health import build_health_blueprint
+from app.http.metrics import build_metrics_blueprint
 from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
 from app.kernel.graph import build_plan
 from app.kernel.manager import ModuleManager
+from app.observability.requests import install_request_hooks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,13 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     manager = ModuleManager(plan, settings.health_timeout, settings.health_cache_seconds)
     app.module_manager = manager
     container.api().register_blueprint(build_health_blueprint(manager))
-    manager.start(app)
+    container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager))
+    install_request_hooks(app, container.metrics(), manager)  # before the modules' hooks
+    try:
+        manager.start(app)
+    except WiringError:  # a route collision: the graph was fine, the routes are not
+        manager.shutdown()  # release what the modules built so far acquired
+        raise
     for finding in manager.findings:
         log.warning("%s", finding)
     return app

@@ -31,10 +31,20 @@ class _Cli(click.Group):
             raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}{hint}") from None
 
 
+SERVERS = ("run", "serve")
+
+
 @click.group(cls=_Cli)
 @click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
     """Credit System: a double-entry credit ledger served as a REST API."""
+    ctx.obj = {"log_level": log_level.upper()}
+    if ctx.invoked_subcommand in SERVERS:
+        from app.observability.logging import configure_logging
+
+        configure_logging(log_level)  # servers: one JSON object per log line
+        return
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
@@ -44,14 +54,14 @@ def main(log_level: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
     """Development server on the configured (by default embedded SQLite) database."""
-    from app import create_app
     from app.infrastructure.migrations import upgrade
+    from app.observability.logging import quiet_request_handler
 
     settings = _settings()
     upgrade(settings.database_url)
     app = _create_or_exit(settings)
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
+        app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=quiet_request_handler())
     finally:
         app.module_manager.shutdown()
 
@@ -61,14 +71,15 @@ def run(host: str, port: int) -> None:
 @click.option("--workers", default=None, type=int, help="Worker processes [default: 2 x CPUs + 1].")
 @click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker.")
 @click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
-def serve(bind: str, workers: int | None, threads: int, timeout: int) -> None:
+@click.pass_obj
+def serve(obj: dict, bind: str, workers: int | None, threads: int, timeout: int) -> None:
     """Production server (gunicorn); requires CREDIT_SECRET_KEY."""
     from app.serving import serve as run_gunicorn
 
     settings = _settings()
     if settings.secret_key_generated:
         raise click.ClickException("CREDIT_SECRET_KEY must be set for `serve`")
-    run_gunicorn(settings, bind=bind, workers=workers, threads=threads, timeout=timeout)
+    run_gunicorn(settings, bind=bind, workers=workers, threads=threads, timeout=timeout, log_level=obj["log_level"])
 
 
 @main.group()

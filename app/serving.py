@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from gunicorn.app.base import BaseApplication
 
 from app.config import Settings
+from app.http.wire_errors import install as install_wire_errors
+from app.observability.logging import logging_config
+from app.observability.metrics import MULTIPROC_ENV
 
 
 def default_workers() -> int:
@@ -36,7 +44,33 @@ def _worker_exit(server, worker) -> None:
         manager.shutdown()
 
 
-def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int) -> dict:
+def _child_exit(server, worker) -> None:
+    """Drop a dead worker's live gauges from the shared metrics directory (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+@contextmanager
+def multiprocess_metrics_dir() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers: the operator's, or a fresh private one removed on exit."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        yield given  # the operator's directory; emptying it between runs is theirs to do
+        return
+    # Set before any fork and before prometheus_client is imported: it picks its mode at import.
+    path = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="credit-metrics-")
+    owner = os.getpid()
+    try:
+        yield path
+    finally:
+        if os.getpid() == owner:  # workers are forked inside this block and leave through it too
+            shutil.rmtree(path, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
+
+
+def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int, log_level: str = "INFO") -> dict:
     return {
         "bind": bind,
         "workers": workers or default_workers(),
@@ -45,13 +79,23 @@ def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int)
         "timeout": timeout,
         "graceful_timeout": 30,  # in-flight requests get this long to finish on SIGTERM
         "keepalive": 5,
+        "limit_request_line": 8190,  # room for a long cursor and filters; longer is 414 (JSON body)
         "max_requests": 0,
         "preload_app": False,  # engines and pools must be created after the fork
+        # gunicorn's control socket has one default path per user: several servers on one
+        # host (scale-out, tests) would fight over it, and nothing here uses gunicornc.
+        "control_socket_disable": True,
         "worker_exit": _worker_exit,
-        "accesslog": None,
+        "child_exit": _child_exit,
+        "accesslog": None,  # the app writes one JSON access line per request (app.access)
         "errorlog": "-",
+        "loglevel": log_level.lower(),
+        "logconfig_dict": logging_config(log_level),  # gunicorn's own lines as JSON too
     }
 
 
-def serve(settings: Settings, bind: str, workers: int | None, threads: int, timeout: int) -> None:
-    CreditServer(settings, gunicorn_options(bind, workers, threads, timeout)).run()
+def serve(settings: Settings, bind: str, workers: int | None, threads: int, timeout: int,
+          log_level: str = "INFO") -> None:
+    install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
+    with multiprocess_metrics_dir():
+        CreditServer(settings, gunicorn_options(bind, workers, threads, timeout, log_level)).run()

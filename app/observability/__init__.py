@@ -1,0 +1,1 @@
+"""Observability: request ids, JSON logs, access lines and Prometheus metrics."""

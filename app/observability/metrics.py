@@ -1,0 +1,93 @@
+"""Prometheus metrics: HTTP requests by module and route, module health computed at scrape time."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from app.kernel.manager import ModuleManager
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LABELS = ("module", "route", "method", "status")
+HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "unhealthy": 0.0}
+MODULE_STATUSES = ("initialized", "failed", "skipped", "disabled")
+
+
+def multiprocess_dir() -> str | None:
+    """The directory gunicorn workers share metric files through, when serving with several."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def _use_multiprocess_values() -> None:
+    """Make metrics created from now on write to PROMETHEUS_MULTIPROC_DIR files.
+
+    prometheus_client chooses its value class once, when first imported, from that variable; the
+    gunicorn master imports it (through the app package) before `serve` sets the variable, and the
+    workers inherit that choice. Redo it the way prometheus_client itself does.
+    """
+    if values.ValueClass is values.MutexValue:
+        values.ValueClass = values.MultiProcessValue()
+
+
+class Metrics:
+    """Request counters and latencies of one app, rendered together with its modules' health."""
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        # A private registry per app: tests build many apps in one process, and the global one
+        # would refuse the second app's metrics as duplicates. With a multiprocess dir the values
+        # go to files there, whatever registry holds the metric objects.
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir:
+            _use_multiprocess_values()
+        self.registry = CollectorRegistry()
+        self.requests = Counter("credit_http_requests", "HTTP requests handled.", LABELS, registry=self.registry)
+        self.latency = Histogram("credit_http_request_duration_seconds", "Time to produce the response.", LABELS,
+                                 registry=self.registry)
+
+    def observe(self, module: str, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one finished request and its duration."""
+        labels = (module, route, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def exposition(self, manager: ModuleManager) -> bytes:
+        """The text exposition: every worker's request metrics, and this app's module health."""
+        registry = CollectorRegistry()
+        if self.multiprocess_dir:
+            MultiProcessCollector(registry, path=self.multiprocess_dir)
+        else:
+            registry.register(self.registry)
+        registry.register(ModuleHealthCollector(manager))
+        return generate_latest(registry)
+
+
+class ModuleHealthCollector(Collector):
+    """Module health and status, computed when scraped by the worker that answers the scrape.
+
+    Not gauges written to the multiprocess files: every worker runs the same modules against the
+    same backends, so one worker's fresh view is the service's; summing workers would multiply
+    it, and "livemax" would report whichever worker last wrote, possibly long ago.
+    """
+
+    def __init__(self, manager: ModuleManager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        health = GaugeMetricFamily("credit_module_health", "1 healthy, 0.5 degraded, 0 unhealthy.",
+                                   labels=["module"])
+        status = GaugeMetricFamily("credit_module_status", "1 for the module's lifecycle status.",
+                                   labels=["module", "status"])
+        for name, state in self.manager.states.items():
+            for candidate in MODULE_STATUSES:
+                status.add_metric([name, candidate], 1.0 if state.status == candidate else 0.0)
+            if state.status != "disabled":
+                report = self.manager.get_module_health(name)
+                health.add_metric([name], HEALTH_VALUE.get(report["status"], 0.0))
+        yield health
+        yield status
