@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CREDIT_TEST_BACKEND ?= sqlite
 
-.PHONY: run test test-integration check bench clean
+.PHONY: run test test-integration fuzz check bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP)
 # Only the tests that need PostgreSQL and Redis (CI runs these with CI=true).
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -m "integration" $(PYTEST_ARGS)
+
+# Contract fuzzing alone (it also runs in `make test`), longer: make fuzz FUZZ_EXAMPLES=500 FUZZ_SEED=7
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 20240601
+fuzz: $(STAMP)
+	CREDIT_TEST_BACKEND=$(CREDIT_TEST_BACKEND) CREDIT_FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) CREDIT_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/python -m pytest tests/e2e/test_schemathesis.py -s $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/credit-system check

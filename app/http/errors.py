@@ -37,6 +37,7 @@ CODE_BY_HTTP_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
@@ -86,6 +87,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
         404: "no such resource",
         405: "method not allowed on this resource",
         413: "the request body is too large",
+        414: "the request line is too long",
         422: "the request has invalid fields",
     }.get(status, exc.description or exc.name)
     headers = dict(data.get("headers") or {})

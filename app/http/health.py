@@ -4,7 +4,10 @@ from __future__ import annotations
 from flask import jsonify
 from flask_smorest import Blueprint
 
+from app.http.docs import errors
 from app.http.principal import viewer_is_admin
+from app.schemas.health import (HealthSchema, LivenessSchema, ModuleHealthSchema, ModulesStatusSchema,
+                                ReadinessSchema)
 from app.services.errors import NotFound
 
 _PUBLIC_HEALTH_KEYS = ("status", "module", "dependencies", "last_check", "uptime", "critical")
@@ -14,17 +17,25 @@ def build_health_blueprint(manager) -> Blueprint:
     blp = Blueprint("system", __name__, description="Liveness, readiness and module health")
 
     @blp.route("/livez")
+    @blp.response(200, LivenessSchema)
+    @errors(backend=False)
     @blp.doc(summary="Liveness: the process can serve; touches no backend")
     def livez():
         return jsonify({"status": "alive"})
 
     @blp.route("/readyz")
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, schema=ReadinessSchema, description="A critical module is unhealthy")
+    @errors(backend=False)
     @blp.doc(summary="Readiness: 200 when every critical module is healthy (or degraded)")
     def readyz():
         ready = manager.is_ready()
         return jsonify({"status": "ready" if ready else "not_ready"}), 200 if ready else 503
 
     @blp.route("/health")
+    @blp.response(200, HealthSchema, description="healthy, or degraded (e.g. the cache is down)")
+    @blp.alt_response(503, schema=HealthSchema, description="unhealthy: a critical module or the database is down")
+    @errors(backend=False)
     @blp.doc(summary="Aggregated health; 503 when a critical module or the database is down")
     def health():
         status, reports = manager.overall_health()
@@ -34,11 +45,16 @@ def build_health_blueprint(manager) -> Blueprint:
         return jsonify({"status": status, "modules": modules}), 503 if status == "unhealthy" else 200
 
     @blp.route("/modules/status")
+    @blp.response(200, ModulesStatusSchema)
+    @errors(backend=False)
     @blp.doc(summary="Load order and each module's status, dependencies and init time")
     def modules_status():
         return jsonify(manager.status_report(include_reasons=viewer_is_admin()))
 
-    @blp.route("/modules/<string:name>/health")
+    @blp.route("/modules/<string(maxlength=64):name>/health")
+    @blp.response(200, ModuleHealthSchema)
+    @blp.alt_response(503, schema=ModuleHealthSchema, description="The module is unhealthy")
+    @errors("not_found", backend=False)
     @blp.doc(summary="One module's health; 503 when unhealthy")
     def module_health(name: str):
         if name not in manager.states:

@@ -1,7 +1,7 @@
 """connection_api: the database, cache and API base every other module shares."""
 from __future__ import annotations
 
-from app.http.api import CreditApi, require_json_object
+from app.http.api import CreditApi, refuse_nul_in_path, require_json_object
 from app.infrastructure.database import Database, EventBus
 from app.infrastructure.migrations import current_revision, head_revision
 from app.kernel import Module
@@ -28,6 +28,7 @@ class ConnectionApiModule(Module):
         self.api.register_blueprint(blueprint, **options)
 
     def register_routes(self, app) -> None:
+        app.before_request(refuse_nul_in_path)
         app.before_request(require_json_object)
 
     def health_check(self) -> dict:

@@ -3,24 +3,28 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from app.http.docs import errors
 from app.http.guard import AccessGuard
-from app.http.idempotency import IDEMPOTENCY_DOC, RENDERER, idempotency_request, outcome_response
+from app.http.idempotency import RENDERER, idempotency_request, outcome_response
 from app.schemas.common import page_schema
 from app.schemas.ledger import HistoryQuerySchema, ReverseSchema, TransactionSchema, TransferSchema
 from app.services.transactions import TransactionService
 
-BEARER = [{"bearerAuth": []}]
 TransactionPageSchema = page_schema(TransactionSchema, "TransactionPage")
 
 
 def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blueprint:
     blp = Blueprint("transactions", __name__, url_prefix="/transactions", description="Transfers and history")
 
+    @blp.before_request
+    def authenticate():
+        """Every route here needs a caller: a missing token is 401 before any body is validated."""
+        guard.principal()
+
     @blp.route("", methods=["POST"])
     @blp.arguments(TransferSchema)
     @blp.response(201, TransactionSchema)
-    @blp.alt_response(409, description="insufficient_funds or idempotency_conflict")
-    @blp.doc(security=BEARER, **IDEMPOTENCY_DOC)
+    @errors("forbidden", "not_found", "insufficient_funds", auth=True, body=True, idempotent=True)
     def transfer(body):
         """Move credits between two users' wallets (owner of from_user_id, or admin)."""
         actor = guard.principal()
@@ -31,25 +35,25 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     @blp.route("", methods=["GET"])
     @blp.arguments(HistoryQuerySchema, location="query")
     @blp.response(200, TransactionPageSchema)
-    @blp.doc(security=BEARER)
+    @errors("forbidden", "not_found", "validation_error", auth=True)
     def history(query):
         """Transactions touching a user (default: the caller), newest first."""
         page = transactions.history(guard.principal(), query["user_id"], query["type"], query["limit"],
                                     query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    @blp.route("/<string:transaction_id>")
+    @blp.route("/<string(maxlength=64):transaction_id>")
     @blp.response(200, TransactionSchema)
-    @blp.doc(security=BEARER)
+    @errors("not_found", auth=True)
     def get_transaction(transaction_id):
         """One transaction (either party, or admin)."""
         return transactions.get(guard.principal(), transaction_id)
 
-    @blp.route("/<string:transaction_id>/reverse", methods=["POST"])
+    @blp.route("/<string(maxlength=64):transaction_id>/reverse", methods=["POST"])
     @blp.arguments(ReverseSchema)
     @blp.response(201, TransactionSchema)
-    @blp.alt_response(409, description="already_reversed, insufficient_funds or idempotency_conflict")
-    @blp.doc(security=BEARER, **IDEMPOTENCY_DOC)
+    @errors("forbidden", "not_found", "already_reversed", "insufficient_funds", auth=True, body=True,
+            idempotent=True)
     def reverse(body, transaction_id):
         """Post the mirror image of a transaction (admin, once)."""
         actor = guard.principal()

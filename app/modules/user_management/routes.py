@@ -4,13 +4,13 @@ from __future__ import annotations
 from flask import request
 from flask_smorest import Blueprint
 
+from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.schemas.common import PageQuerySchema, page_schema
 from app.schemas.users import LoginSchema, TokenSchema, UserCreateSchema, UserSchema, UserUpdateSchema
 from app.services.auth import AuthService
 from app.services.users import UserService
 
-BEARER = [{"bearerAuth": []}]
 UserPageSchema = page_schema(UserSchema, "UserPage")
 
 
@@ -20,7 +20,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.route("/users", methods=["POST"])
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
-    @blp.alt_response(409, description="username_taken or email_taken")
+    @errors("username_taken", "email_taken", body=True)
     def register(body):
         """Register a user (its wallet is created with it)."""
         return users.register(body["username"], body["email"], body["password"])
@@ -28,8 +28,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.route("/auth/login", methods=["POST"])
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
-    @blp.alt_response(401, description="invalid_credentials")
-    @blp.alt_response(429, description="rate_limited, with Retry-After")
+    @errors("invalid_credentials", "rate_limited", body=True)
     def login(body):
         """Exchange a username (or email) and password for a bearer token."""
         token = auth.login(body["username"], body["password"], request.remote_addr or "unknown")
@@ -37,44 +36,46 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
 
     @blp.route("/auth/logout", methods=["POST"])
     @blp.response(204)
-    @blp.doc(security=BEARER)
+    @errors("bad_request", "payload_too_large", auth=True)
     def logout():
         """Revoke the token this request carries, in every server process."""
         auth.logout(*guard.session())
 
     @blp.route("/users/me")
     @blp.response(200, UserSchema)
-    @blp.doc(security=BEARER)
+    @errors(auth=True)
     def me():
+        """The caller's own user."""
         principal = guard.principal()
         return users.get(principal, principal.user_id)
 
     @blp.route("/users")
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, UserPageSchema)
-    @blp.doc(security=BEARER)
+    @errors("forbidden", "validation_error", auth=True)
     def list_users(query):
         """Every user, newest first (admin)."""
         page = users.list(guard.admin(), query["limit"], query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    @blp.route("/users/<string:user_id>")
+    @blp.route("/users/<string(maxlength=64):user_id>")
     @blp.response(200, UserSchema)
-    @blp.doc(security=BEARER)
+    @errors("forbidden", "not_found", auth=True)
     def get_user(user_id):
+        """One user (self or admin)."""
         return users.get(guard.principal(), user_id)
 
-    @blp.route("/users/<string:user_id>", methods=["PATCH"])
+    @blp.route("/users/<string(maxlength=64):user_id>", methods=["PATCH"])
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
-    @blp.doc(security=BEARER)
+    @errors("invalid_credentials", "forbidden", "not_found", "email_taken", auth=True, body=True)
     def update_user(changes, user_id):
         """Self: email, password (with current_password). Admin: also role and is_active."""
         return users.update(guard.principal(), user_id, changes)
 
-    @blp.route("/users/<string:user_id>", methods=["DELETE"])
+    @blp.route("/users/<string(maxlength=64):user_id>", methods=["DELETE"])
     @blp.response(204)
-    @blp.doc(security=BEARER)
+    @errors("forbidden", "not_found", auth=True)
     def deactivate_user(user_id):
         """Deactivate: no more logins, every token stops working; wallet and history stay."""
         users.deactivate(guard.principal(), user_id)

@@ -3,20 +3,24 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
+from app.http.docs import errors
 from app.http.guard import AccessGuard
-from app.http.idempotency import IDEMPOTENCY_DOC, RENDERER, idempotency_request, outcome_response
+from app.http.idempotency import RENDERER, idempotency_request, outcome_response
 from app.schemas.ledger import BalanceSchema, MoneyMovementSchema, TransactionSchema
 from app.services.wallets import WalletService
-
-BEARER = [{"bearerAuth": []}]
 
 
 def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     blp = Blueprint("wallets", __name__, url_prefix="/wallet", description="Wallets and balances")
 
-    @blp.route("/balance/<string:user_id>")
+    @blp.before_request
+    def authenticate():
+        """Every route here needs a caller: a missing token is 401 before any body is validated."""
+        guard.principal()
+
+    @blp.route("/balance/<string(maxlength=64):user_id>")
     @blp.response(200, BalanceSchema)
-    @blp.doc(security=BEARER)
+    @errors("forbidden", "not_found", auth=True)
     def balance(user_id):
         """A wallet's balance (owner or admin)."""
         return wallets.balance(guard.principal(), user_id)
@@ -24,8 +28,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     @blp.route("/deposit", methods=["POST"])
     @blp.arguments(MoneyMovementSchema)
     @blp.response(201, TransactionSchema)
-    @blp.alt_response(409, description="idempotency_conflict")
-    @blp.doc(security=BEARER, **IDEMPOTENCY_DOC)
+    @errors("forbidden", "not_found", auth=True, body=True, idempotent=True)
     def deposit(body):
         """Credit a wallet from the issuance account (admin)."""
         actor = guard.principal()
@@ -35,8 +38,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     @blp.route("/withdraw", methods=["POST"])
     @blp.arguments(MoneyMovementSchema)
     @blp.response(201, TransactionSchema)
-    @blp.alt_response(409, description="insufficient_funds or idempotency_conflict")
-    @blp.doc(security=BEARER, **IDEMPOTENCY_DOC)
+    @errors("forbidden", "not_found", "insufficient_funds", auth=True, body=True, idempotent=True)
     def withdraw(body):
         """Debit a wallet into the redemption account (owner or admin)."""
         actor = guard.principal()

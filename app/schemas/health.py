@@ -1,0 +1,52 @@
+"""Kernel endpoint bodies: liveness, readiness, health and module status (documentation only)."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+HEALTH_STATUSES = ["healthy", "degraded", "unhealthy"]
+MODULE_STATUSES = ["pending", "initialized", "failed", "skipped", "disabled"]
+
+
+class LivenessSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["alive"]})
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": ["ready", "not_ready"]})
+
+
+class ModuleHealthSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": [*HEALTH_STATUSES, "disabled"]})
+    module = fields.String(required=True)
+    critical = fields.Boolean(required=True, metadata={"description": "An unhealthy critical module makes the "
+                                                                      "service unhealthy"})
+    dependencies = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                               metadata={"description": "Each dependency's health or module status"})
+    last_check = fields.DateTime(format="iso", required=True)
+    uptime = fields.Float(required=True, metadata={"description": "Seconds since the module started"})
+    module_status = fields.String(metadata={"enum": MODULE_STATUSES,
+                                            "description": "Admins only; when the module is not initialized"})
+    details = fields.Dict(metadata={"description": "Admins only: the module's own check"})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": HEALTH_STATUSES})
+    modules = fields.Dict(keys=fields.String(), values=fields.Nested(ModuleHealthSchema), required=True)
+
+
+class ModuleStatusSchema(Schema):
+    status = fields.String(required=True, metadata={"enum": MODULE_STATUSES})
+    dependencies = fields.List(fields.String(), required=True)
+    dependents = fields.List(fields.String(), required=True)
+    load_position = fields.Integer(required=True)
+    init_ms = fields.Float(required=True, allow_none=True, metadata={"description": "null unless it was built"})
+    critical = fields.Boolean(required=True)
+    source = fields.String(required=True, metadata={"description": "Where the module class came from"})
+    routes = fields.List(fields.String(), required=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Admins only: why it failed, was skipped "
+                                                                     "or disabled"})
+
+
+class ModulesStatusSchema(Schema):
+    load_order = fields.List(fields.String(), required=True)
+    modules = fields.Dict(keys=fields.String(), values=fields.Nested(ModuleStatusSchema), required=True)
