@@ -54,11 +54,15 @@ class MemoryCache:
 
     def set_if_newer(self, key: str, version: int, value: str, ttl: float) -> None:
         """Store `version|value` unless the cache already holds a newer version."""
+        self.set_many_if_newer([(key, version, value)], ttl)
+
+    def set_many_if_newer(self, items: list[tuple[str, int, str]], ttl: float) -> None:
         with self._lock:
-            current = self._live(key, time.monotonic())
-            if current is not None and int(current.split("|", 1)[0]) >= version:
-                return
-            self._data[key] = (time.monotonic() + ttl, f"{version}|{value}")
+            now = time.monotonic()
+            for key, version, value in items:
+                current = self._live(key, now)
+                if current is None or int(current.split("|", 1)[0]) < version:
+                    self._data[key] = (now + ttl, f"{version}|{value}")
 
     def delete(self, *keys: str) -> None:
         with self._lock:
@@ -73,15 +77,20 @@ class MemoryCache:
             self._data.clear()
 
 
-# Compare-and-set on the version prefix, atomically in Redis.
+# Compare-and-set on the version prefix, atomically in Redis, for any number of keys:
+# ARGV = ttl_ms, then (version, value) per key.
 _SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local v = tonumber(string.match(current, '^(%d+)|'))
-  if v and v >= tonumber(ARGV[1]) then return 0 end
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(ARGV[2 * i])
+  local current = redis.call('GET', key)
+  local v = current and tonumber(string.match(current, '^(%d+)|'))
+  if not v or v < version then
+    redis.call('SET', key, ARGV[2 * i] .. '|' .. ARGV[2 * i + 1], 'PX', ARGV[1])
+    stored = stored + 1
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
-return 1
+return stored
 """
 
 
@@ -188,12 +197,20 @@ class RedisCache:
             self._failed(exc, (key,))
 
     def set_if_newer(self, key: str, version: int, value: str, ttl: float) -> None:
+        self.set_many_if_newer([(key, version, value)], ttl)
+
+    def set_many_if_newer(self, items: list[tuple[str, int, str]], ttl: float) -> None:
+        """Versioned writes of several keys in one round trip."""
+        keys = tuple(key for key, _, _ in items)
         if self._skipping():
-            return self._remember((key,))
+            return self._remember(keys)
+        args: list = [int(ttl * 1000)]
+        for _, version, value in items:
+            args += [version, value]
         try:
-            self._set_if_newer(keys=[key], args=[version, value, int(ttl * 1000)])
+            self._set_if_newer(keys=list(keys), args=args)
         except redis.RedisError as exc:
-            self._failed(exc, (key,))
+            self._failed(exc, keys)
 
     def delete(self, *keys: str) -> None:
         if not keys:

@@ -32,5 +32,10 @@ class BalanceCache:
         return Balance(user_id, balance, datetime.fromisoformat(updated_at), int(version))
 
     def store(self, balance: Balance) -> None:
-        payload = json.dumps([balance.balance, balance.updated_at.isoformat()])
-        self._cache.set_if_newer(self.key(balance.user_id), balance.version, payload, self._ttl)
+        self.store_many([balance])
+
+    def store_many(self, balances: list[Balance]) -> None:
+        """Every balance a posting changed, in one cache round trip."""
+        self._cache.set_many_if_newer(
+            [(self.key(b.user_id), b.version, json.dumps([b.balance, b.updated_at.isoformat()])) for b in balances],
+            self._ttl)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import IdempotencyKey
@@ -38,37 +38,42 @@ class IdempotencyStore:
     def __init__(self, ttl_seconds: int) -> None:
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    def find(self, session: Session, request: IdempotencyRequest) -> Outcome | None:
-        """The stored outcome for this key, or None; a different request under the key is refused."""
-        row = session.scalar(select(IdempotencyKey).where(IdempotencyKey.user_id == request.user_id,
-                                                          IdempotencyKey.key == request.key))
+    def find(self, session: Session, request: IdempotencyRequest) -> tuple[Outcome | None, bool]:
+        """(stored outcome or None, whether an expired record holds the key).
+
+        A different request under a live key is refused.
+        """
+        row = session.execute(
+            select(IdempotencyKey.request_hash, IdempotencyKey.status_code, IdempotencyKey.response_body,
+                   IdempotencyKey.expires_at)
+            .where(IdempotencyKey.user_id == request.user_id, IdempotencyKey.key == request.key)).first()
         if row is None:
-            return None
+            return None, False
         if row.expires_at <= datetime.now(UTC):
-            session.delete(row)  # past its lifetime: the key is free again
-            session.flush()
-            return None
+            return None, True  # past its lifetime: the key is free again
         if row.request_hash != request.fingerprint:
             raise IdempotencyKeyReused()
-        return Outcome(row.status_code, json.loads(row.response_body), replayed=True)
+        return Outcome(row.status_code, json.loads(row.response_body), replayed=True), False
 
-    def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome) -> None:
+    def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome, expired: bool = False) -> None:
+        """Record the outcome in the caller's transaction.
+
+        A plain insert, so a concurrent request that committed this key first makes it fail
+        on the primary key (and the caller replays that request's answer). An expired record
+        is taken over only while it is still expired, for the same reason.
+        """
         now = datetime.now(UTC)
-        record = IdempotencyKey(user_id=request.user_id, key=request.key, request_hash=request.fingerprint,
-                                status_code=outcome.status, response_body=json.dumps(outcome.body),
-                                created_at=now, expires_at=now + self.ttl)
-        existing = session.get(IdempotencyKey, (request.user_id, request.key))
-        if existing is not None and existing.expires_at <= now:
-            # An expired record that find() removed comes back when a refused operation rolls
-            # the unit of work back: overwrite it rather than duplicate it.
-            session.merge(record)
-            return
-        # A live record is a concurrent request's with this key, committed since find(): the
-        # insert must fail on the key so the caller answers as that request did. (Overwriting
-        # it would let both requests take effect.)
-        if existing is not None:
-            session.expunge(existing)
-        session.add(record)
+        values = {"request_hash": request.fingerprint, "status_code": outcome.status,
+                  "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
+        if expired:
+            taken_over = session.execute(
+                update(IdempotencyKey.__table__)
+                .where(IdempotencyKey.user_id == request.user_id, IdempotencyKey.key == request.key,
+                       IdempotencyKey.expires_at <= now)
+                .values(**values))
+            if taken_over.rowcount == 1:
+                return
+        session.execute(insert(IdempotencyKey.__table__).values(user_id=request.user_id, key=request.key, **values))
 
     @staticmethod
     def purge_expired(session: Session) -> int:

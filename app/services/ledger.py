@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database import Database, UnitOfWork
@@ -70,8 +70,9 @@ class Ledger:
                 idempotency: IdempotencyRequest | None = None) -> Outcome:
         """Run operation in one unit of work; with a key, store (or replay) its outcome there too."""
         with self._db.unit_of_work() as uow:
+            expired = False
             if idempotency:
-                stored = self._idempotency.find(uow.session, idempotency)
+                stored, expired = self._idempotency.find(uow.session, idempotency)
                 if stored:
                     return stored
             try:
@@ -81,9 +82,9 @@ class Ledger:
                     raise
                 uow.rollback()
                 outcome = Outcome(409, render.failure(refusal))
-            if idempotency:
-                self._idempotency.save(uow.session, idempotency, outcome)
             try:
+                if idempotency:
+                    self._idempotency.save(uow.session, idempotency, outcome, expired)
                 uow.commit()
             except IntegrityError:
                 if idempotency is None:
@@ -95,12 +96,14 @@ class Ledger:
 
     def _replay_after_race(self, idempotency: IdempotencyRequest) -> Outcome:
         with self._db.unit_of_work(write=False) as uow:
-            stored = self._idempotency.find(uow.session, idempotency)
+            stored, _expired = self._idempotency.find(uow.session, idempotency)
         if stored is None:
             raise IdempotencyConflict()
         return stored
 
     # -- primitives used inside an operation ----------------------------------------------
+    # Core statements, not the ORM unit of work: this is the hot path, and every row it
+    # writes is new and never read back through the session.
     def post(self, uow: UnitOfWork, *, type: str, legs: list[Leg], from_user_id: str | None,
              to_user_id: str | None, description: str | None, created_by: str,
              reverses: str | None = None) -> TransactionView:
@@ -109,27 +112,32 @@ class Ledger:
         amount = sum(leg.amount for leg in legs if leg.amount > 0)
         session, now = uow.session, utcnow()
         account_of: dict[str, str] = {}
+        balances: list[Balance] = []
         # Fixed order on the wallet rows: concurrent transfers A->B and B->A cannot deadlock.
         for leg in sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id):
-            balance = self._apply(uow, leg.user_id, leg.amount, now)
-            account_of[leg.user_id] = balance[0]
-        row = Transaction(id=str(uuid.uuid4()), type=type, amount=amount, from_user_id=from_user_id,
-                          to_user_id=to_user_id, description=description, reverses=reverses,
-                          created_by=created_by, created_at=now)
-        session.add(row)
-        session.flush()
-        session.add_all(LedgerEntry(transaction_id=row.id, account_id=account_of.get(leg.user_id, leg.account_id),
-                                    amount=leg.amount, tx_type=type, created_at=now) for leg in legs)
-        return TransactionView.of(row)
+            account_id, balance = self._apply(uow, leg.user_id, leg.amount, now)
+            account_of[leg.user_id] = account_id
+            balances.append(balance)
+        view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now,
+                               reverses)
+        session.execute(insert(Transaction.__table__).values(
+            id=view.id, type=type, amount=amount, from_user_id=from_user_id, to_user_id=to_user_id,
+            description=description, reverses=reverses, created_by=created_by, created_at=now))
+        session.execute(insert(LedgerEntry.__table__), [
+            {"transaction_id": view.id, "account_id": account_of.get(leg.user_id, leg.account_id),
+             "amount": leg.amount, "tx_type": type, "created_at": now} for leg in legs])
+        uow.after_commit(lambda: self._balances.store_many(balances))
+        return view
 
-    def _apply(self, uow: UnitOfWork, user_id: str, delta: int, now: datetime) -> tuple[str, int]:
+    def _apply(self, uow: UnitOfWork, user_id: str, delta: int, now: datetime) -> tuple[str, Balance]:
         """Move delta into (or out of) a wallet; the debit only happens if it stays >= 0."""
-        statement = (update(Account)
-                     .where(Account.user_id == user_id, Account.kind == "user")
-                     .values(balance=Account.balance + delta, version=Account.version + 1, updated_at=now)
-                     .returning(Account.id, Account.balance, Account.version))
+        accounts = Account.__table__
+        statement = (update(accounts)
+                     .where(accounts.c.user_id == user_id, accounts.c.kind == "user")
+                     .values(balance=accounts.c.balance + delta, version=accounts.c.version + 1, updated_at=now)
+                     .returning(accounts.c.id, accounts.c.balance, accounts.c.version))
         if delta < 0:
-            statement = statement.where(Account.balance >= -delta)
+            statement = statement.where(accounts.c.balance >= -delta)
         result = uow.session.execute(statement).first()
         if result is None:
             current = self.ensure_wallet(uow, user_id)
@@ -137,8 +145,7 @@ class Ledger:
                 raise InsufficientFunds(balance=current.balance, requested=-delta)
             result = uow.session.execute(statement).one()
         account_id, balance, version = result
-        uow.after_commit(lambda: self._balances.store(Balance(user_id, balance, now, version)))
-        return account_id, balance
+        return account_id, Balance(user_id, balance, now, version)
 
     @staticmethod
     def ensure_wallet(uow: UnitOfWork, user_id: str) -> Account:
@@ -151,13 +158,21 @@ class Ledger:
         return account
 
     @staticmethod
-    def require_user(uow: UnitOfWork, user_id: str, field: str, active: bool = True) -> User:
-        user = uow.session.get(User, user_id)
-        if user is None:
-            raise NotFound(f"no user with id {user_id}" if len(user_id) <= 64 else "no such user")
-        if active and not user.is_active:
-            raise ValidationFailed.field(field, "the user is not active")
-        return user
+    def require_users(uow: UnitOfWork, *checks: tuple[str, str, bool]) -> None:
+        """Each (user_id, field, must_be_active): 404 if unknown, 422 on `field` if inactive.
+
+        One query for all of them.
+        """
+        ids = {user_id for user_id, _, _ in checks}
+        active = dict(uow.session.execute(select(User.id, User.is_active).where(User.id.in_(ids))).all())
+        for user_id, field, must_be_active in checks:
+            if user_id not in active:
+                raise NotFound("no such user")
+            if must_be_active and not active[user_id]:
+                raise ValidationFailed.field(field, "the user is not active")
+
+    def require_user(self, uow: UnitOfWork, user_id: str, field: str, active: bool = True) -> None:
+        self.require_users(uow, (user_id, field, active))
 
     @staticmethod
     def reversed_by(uow: UnitOfWork, transaction_ids: list[str]) -> dict[str, str]:

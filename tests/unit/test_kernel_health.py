@@ -74,6 +74,10 @@ class FakeCache:
         if current is None or int(current.split("|", 1)[0]) < version:
             self.data[key] = f"{version}|{value}"
 
+
+    def set_many_if_newer(self, items, ttl):
+        for key, version, value in items:
+            self.set_if_newer(key, version, value, ttl)
     def delete(self, *keys):
         for key in keys:
             self.data.pop(key, None)

@@ -373,6 +373,10 @@ class FakeCache:
     def set_if_newer(self, key, version, value, ttl):
         self.data[key] = f"{version}|{value}"
 
+
+    def set_many_if_newer(self, items, ttl):
+        for key, version, value in items:
+            self.set_if_newer(key, version, value, ttl)
     def delete(self, *keys):
         for key in keys:
             self.data.pop(key, None)

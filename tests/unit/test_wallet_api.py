@@ -341,6 +341,10 @@ class FakeCache:
     def set_if_newer(self, key, version, value, ttl):
         pass
 
+
+    def set_many_if_newer(self, items, ttl):
+        for key, version, value in items:
+            self.set_if_newer(key, version, value, ttl)
     def delete(self, *keys):
         pass
 
