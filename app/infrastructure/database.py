@@ -28,7 +28,9 @@ def build_engine(url: str) -> Engine:
         hide_parameters=True,  # bound values (password hashes, tokens) never reach a log or error text
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection found dead
+        # mid-request is a disconnect error, which invalidates the whole pool (that request
+        # answers 503) and the next checkout reconnects.
         pool_timeout=5,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
     )

@@ -21,11 +21,15 @@ class TokenClaims:
 
 class Tokens:
     ALGORITHM = "HS256"
+    VERIFIED_CACHE_SIZE = 10_000
 
     def __init__(self, secret_key: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
         self._key = secret_key
         self.ttl = int(ttl_seconds)
         self._clock = clock
+        # Revocation is not decided here (AuthService asks the cache/database every time);
+        # this only spares re-checking the HMAC of a token already seen.
+        self._verified: dict[str, TokenClaims] = {}
 
     def issue(self, user_id: str, version: int) -> tuple[str, TokenClaims]:
         now = int(self._clock())
@@ -35,6 +39,18 @@ class Tokens:
         return jwt.encode(payload, self._key, algorithm=self.ALGORITHM), claims
 
     def decode(self, token: str) -> TokenClaims:
+        """Verified claims; a token's signature never changes, so each is checked once per process."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if len(self._verified) >= self.VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.expires_at <= time.time():
+            raise Unauthorized("the access token has expired")
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         try:
             payload = jwt.decode(token, self._key, algorithms=[self.ALGORITHM],
                                  options={"require": ["sub", "exp", "jti", "ver"]})

@@ -95,9 +95,14 @@ class TransactionService:
             query = (select(LedgerEntry.id, Transaction)
                      .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
                      .where(LedgerEntry.account_id == account_id)
-                     .order_by(LedgerEntry.id.desc()).limit(limit + 1))
+                     .limit(limit + 1))
+            # Ordering by the whole index key (account_id is fixed by the filter) lets the
+            # planner read the page straight off the (account, [type,] id) index at any size.
             if type:
-                query = query.where(LedgerEntry.tx_type == type)
+                query = query.where(LedgerEntry.tx_type == type).order_by(
+                    LedgerEntry.account_id.desc(), LedgerEntry.tx_type.desc(), LedgerEntry.id.desc())
+            else:
+                query = query.order_by(LedgerEntry.account_id.desc(), LedgerEntry.id.desc())
             if after is not None:
                 query = query.where(LedgerEntry.id < after[0])
             rows = uow.session.execute(query).all()

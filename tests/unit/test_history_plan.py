@@ -75,4 +75,4 @@ def test_the_cursor_page_filters_on_the_index_key(history_statements):
     _, captured = history_statements
     statement = captured[1][0].lower()
     assert "ledger_entries.account_id =" in statement and "ledger_entries.id <" in statement
-    assert "order by ledger_entries.id desc" in statement and "limit" in statement
+    assert "order by ledger_entries.account_id desc, ledger_entries.id desc" in statement and "limit" in statement

@@ -1,0 +1,231 @@
+"""`python -m bench` (or `make bench`): the project against its floor and ceiling, in one run.
+
+Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL, defaulting
+to the local servers) and wrk. Creates and drops its own database.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from bench import seed
+from bench.micro import di_cost, startup_times
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("CREDIT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CREDIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "bench-password-1"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A gunicorn-served app on a free port, for the duration of a with-block."""
+
+    def __init__(self, args: list[str], env: dict, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [a.replace("{port}", str(self.port)) for a in args]
+        self.env = {**os.environ, **env}
+        self.log = log
+
+    def __enter__(self) -> Server:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=ROOT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/", timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise RuntimeError(f"server {self.args} did not start; see {self.log}")
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=40)
+
+
+def wrk(url: str, mode: str, path: str, concurrency: int, seconds: int, env: dict) -> dict:
+    threads = min(2, concurrency)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency",
+                          "-s", str(ROOT / "bench" / "wrk.lua"), url],
+                         env={**os.environ, **env, "BENCH_MODE": mode, "BENCH_PATH": path},
+                         capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
+    result = json.loads(line.removeprefix("BENCH_RESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["errors"] = sum(result[k] for k in ("status_errors", "connect_errors", "read_errors", "timeouts"))
+    return result
+
+
+def measure(url, mode, path, levels, seconds, env) -> dict:
+    wrk(url, mode, path, levels[0], 2, env)  # warm-up: connections, caches, JIT-free Python paths
+    return {c: wrk(url, mode, path, c, seconds, env) for c in levels}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument("--levels", default="4,16,64", help="concurrency levels")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server")
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--history-large", type=int, default=1_000_000, help="transactions in the long history")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = parser.parse_args()
+    levels = [int(c) for c in args.levels.split(",")]
+    if not shutil.which("wrk"):
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    db_name = f"credit_bench_{uuid.uuid4().hex[:8]}"
+    admin_engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
+    db_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name
+    workdir = Path(tempfile.mkdtemp(prefix="credit-bench-"))
+    results: dict = {"config": vars(args), "machine": {"cpus": os.cpu_count()}}
+    try:
+        results.update(run(db_url, workdir, args, levels))
+    finally:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        admin_engine.dispose()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    report(results)
+    print(f"\nraw results: {args.out}; server logs: {workdir}")
+    return 0
+
+
+def run(db_url: str, workdir: Path, args, levels) -> dict:
+    from app import build_container
+    from app.config import load_settings
+    from app.infrastructure.migrations import upgrade
+    from app.services.passwords import Passwords
+
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    t0 = time.perf_counter()
+    users = seed.seed_users(engine, "bench", args.users, 1_000_000_000, Passwords().hash(PASSWORD))
+    small, large = seed.seed_users(engine, "hist", 2, 1, Passwords().hash(PASSWORD))
+    seed.add_deposits(engine, small, 1_000, 1)
+    seed.add_deposits(engine, large, args.history_large, 1)
+    seed.analyze(engine)
+    seeding_s = time.perf_counter() - t0
+    users_file = workdir / "users.txt"
+    users_file.write_text("\n".join(users) + "\n")
+
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+    settings = load_settings(environ={}, database_url=db_url, cache_url=REDIS, instance_path=str(workdir),
+                             secret_key="bench-secret-key-0123456789abcdef0123")
+    container = build_container(settings)
+    container.user_service().ensure_admin("benchadmin", "benchadmin@example.com", PASSWORD)
+    container.database().dispose()
+
+    project_env = {"CREDIT_DATABASE_URL": db_url, "CREDIT_CACHE_URL": REDIS, "CREDIT_INSTANCE_PATH": str(workdir),
+                   "CREDIT_SECRET_KEY": settings.secret_key}
+    gunicorn = [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", "127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
+    out: dict = {"seeding_seconds": round(seeding_s, 1)}
+    with Server([str(BIN / "credit-system"), "serve", "--bind", "127.0.0.1:{port}", "--workers",
+                 str(args.workers)], project_env, workdir / "project.log") as project:
+        token = requests.post(project.url + "/auth/login",
+                              json={"username": "benchadmin", "password": PASSWORD}).json()["access_token"]
+        env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users_file)}
+        out["project_transfer"] = measure(project.url, "transfer", "/transactions", levels, args.seconds, env)
+        out["project_balance"] = measure(project.url, "balance", "/wallet/balance/", levels, args.seconds, env)
+        out["history"] = {}
+        for label, user_id in (("1k", small), (f"{args.history_large // 1000}k", large)):
+            out["history"][label] = wrk(project.url, "history", f"/transactions?user_id={user_id}&limit=50", 8,
+                                        args.seconds, env)
+        out["history_plan"] = history_plan(engine, large)
+    with Server(gunicorn + ["bench.baseline_raw:app"], {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")},
+                workdir / "raw.log") as raw:
+        out["raw_transfer"] = measure(raw.url, "transfer", "/transfer", levels, args.seconds,
+                                      {"BENCH_USERS": str(users_file)})
+    with Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello:
+        out["hello_balance"] = measure(hello.url, "balance", "/balance/", levels, args.seconds,
+                                       {"BENCH_USERS": str(users_file)})
+    out["startup_ms"] = startup_times(db_url, REDIS, workdir)
+    out["di"] = di_cost(db_url, REDIS, workdir)
+    from app.services.ledger_verify import LedgerVerifier
+
+    container = build_container(settings)
+    report_ = LedgerVerifier(container.database()).verify()
+    container.database().dispose()
+    out["ledger_ok"] = report_.ok
+    engine.dispose()
+    return out
+
+
+def history_plan(engine, user_id: str) -> str:
+    with engine.connect() as conn:
+        account = conn.execute(text("SELECT id FROM accounts WHERE user_id = :u"), {"u": user_id}).scalar()
+        rows = conn.execute(text("EXPLAIN ANALYZE SELECT e.id, t.* FROM ledger_entries e JOIN transactions t "
+                                 "ON t.id = e.transaction_id WHERE e.account_id = :a ORDER BY e.account_id DESC, e.id DESC LIMIT 51"),
+                            {"a": account}).all()
+    return "\n".join(r[0] for r in rows)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def report(r: dict) -> None:
+    print("\n== throughput and latency (wrk; p50/p99 in ms) ==")
+    print(f"{'scenario':<20}{'conc':>6}{'req/s':>10}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
+    for name in ("project_transfer", "raw_transfer", "project_balance", "hello_balance"):
+        for c, m in r[name].items():
+            print(f"{name:<20}{c:>6}{m['rps']:>10.0f}{m['p50_us'] / 1000:>9.2f}{m['p99_us'] / 1000:>9.2f}"
+                  f"{m['p99_us'] / max(m['p50_us'], 1):>9.2f}{m['errors']:>8}")
+    print("\n== ratios (same run, same machine) ==")
+    for c in r["project_transfer"]:
+        print(f"concurrency {c}: transfer project/raw = "
+              f"{_ratio(r['project_transfer'][c]['rps'], r['raw_transfer'][c]['rps'])} (target >= 0.6); "
+              f"balance project/hello = {_ratio(r['project_balance'][c]['rps'], r['hello_balance'][c]['rps'])}"
+              f" (target >= 0.5)")
+    print("\n== history page (50 items, 8 connections) ==")
+    for label, m in r["history"].items():
+        print(f"{label:>8} transactions: p50 {m['p50_us'] / 1000:.2f} ms, p99 {m['p99_us'] / 1000:.2f} ms, "
+              f"{m['rps']:.0f} req/s")
+    labels = list(r["history"])
+    print(f"large/small p50 ratio: {_ratio(r['history'][labels[1]]['p50_us'], r['history'][labels[0]]['p50_us'])}"
+          " (flat = ~1.0)")
+    print("plan on the long history:\n  " + r["history_plan"].replace("\n", "\n  "))
+    s = r["startup_ms"]
+    print(f"\n== start-up == create_app with all modules: median {s['median']:.1f} ms "
+          f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']})")
+    d = r["di"]
+    print(f"== DI == provider calls per request: {d['provider_calls_per_request']}; "
+          f"one Singleton lookup costs {d['singleton_lookup_ns']:.0f} ns; "
+          f"per-request time with providers vs. direct objects: {d['request_us_container']:.1f} us vs "
+          f"{d['request_us_direct']:.1f} us")
+    print(f"\nledger verify after the run: {'clean' if r['ledger_ok'] else 'FAILED'}; "
+          f"seeding took {r['seeding_seconds']} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
