@@ -19,6 +19,7 @@ from app.kernel.findings import WiringError
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.wallet_module import WalletModule
 from tests import fixtures_modules
+from tests.fakes import FakeCache
 from tests.helpers import as_admin, as_user, assert_error, rewired
 
 SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
@@ -355,39 +356,6 @@ def test_init_time_is_recorded_for_every_module(settings_factory, sqlite_templat
 
 
 # -- no state leaking between tests ------------------------------------------------------------
-class FakeCache:
-    backend = "fake"
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def get_many(self, keys):
-        return [self.data.get(k) for k in keys]
-
-    def set(self, key, value, ttl):
-        self.data[key] = value
-
-    def set_if_newer(self, key, version, value, ttl):
-        self.data[key] = f"{version}|{value}"
-
-
-    def set_many_if_newer(self, items, ttl):
-        for key, version, value in items:
-            self.set_if_newer(key, version, value, ttl)
-    def delete(self, *keys):
-        for key in keys:
-            self.data.pop(key, None)
-
-    def ping(self):
-        return None
-
-    def close(self):
-        self.data.clear()
-
-
 @pytest.fixture
 def fake_cache_app(settings, container):
     container.cache.override(providers.Singleton(FakeCache))

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account, LedgerEntry
+from tests.fakes import FakeCache
 from tests.helpers import (INVALID_AMOUNTS, MISSING, assert_error, balance_of, bearer, deposit, ledger_snapshot, login,
                            make_admin, user_with_token, with_field)
 
@@ -324,43 +325,10 @@ def test_failed_transfer_leaves_no_wrong_balance_in_the_cache(app, client, world
     assert cached is None or cached.balance == 0
 
 
-class FakeCache:
-    """A cache that is down: every read misses, writes vanish, ping fails."""
-
-    backend = "fake"
-
-    def get(self, key):
-        return None
-
-    def get_many(self, keys):
-        return [None] * len(keys)
-
-    def set(self, key, value, ttl):
-        pass
-
-    def set_if_newer(self, key, version, value, ttl):
-        pass
-
-
-    def set_many_if_newer(self, items, ttl):
-        for key, version, value in items:
-            self.set_if_newer(key, version, value, ttl)
-    def delete(self, *keys):
-        pass
-
-    def ping(self):
-        from app.infrastructure.cache import CacheUnavailable
-
-        raise CacheUnavailable("the fake cache is always down")
-
-    def close(self):
-        pass
-
-
 def test_every_money_route_works_from_the_database_when_the_cache_is_down(request, container):
     from dependency_injector import providers
 
-    container.cache.override(providers.Object(FakeCache()))
+    container.cache.override(providers.Object(FakeCache(down=True)))
     app = request.getfixturevalue("app")
     client = app.test_client()
     assert isinstance(app.container.cache(), FakeCache)
