@@ -46,6 +46,10 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
     server = ServerProcess(env, workers=3, threads=1, log_path=tmp_path / "server.log").start()
     try:
         (metrics_dir,) = private_tmp.glob("credit-metrics-*")
+        # A sync worker accepts only while idle: three overlapping slow requests land on
+        # three different workers, so every worker has counters of its own to add up.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            assert list(pool.map(fresh_get, [server.url + "/slow?seconds=1"] * 3)) == [200] * 3
         before = livez_count(server.url)  # start() polled /livez: those count too
         with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent, so sync workers share them
             statuses = list(pool.map(fresh_get, [server.url + "/livez"] * LIVEZ_REQUESTS))
