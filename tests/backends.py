@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,22 @@ class SqliteTemplate:
         target = folder / "credit.sqlite3"
         shutil.copyfile(self.path, target)
         return f"sqlite:///{target}"
+
+
+@contextmanager
+def throwaway_postgres(redis_url: str = REDIS_URL):
+    """A fresh migrated PostgreSQL database (its URL) and an emptied Redis database, both
+    cleaned up afterwards; unreachable services fail under CI and skip elsewhere."""
+    try:
+        check_postgres()
+        check_redis(redis_url)
+    except Exception as exc:
+        unavailable("PostgreSQL and Redis", exc)
+    database = PostgresDatabase()
+    database.create()
+    flush_redis(redis_url)
+    try:
+        yield database.url
+    finally:
+        database.drop()
+        flush_redis(redis_url)

@@ -52,19 +52,8 @@ def backend(tmp_path):
         upgrade(database_url)
         yield database_url, "memory://"
         return
-    try:
-        backends.check_postgres()
-        backends.check_redis(FUZZ_REDIS_URL)
-    except Exception as exc:
-        backends.unavailable("PostgreSQL and Redis", exc)
-    database = backends.PostgresDatabase()
-    database.create()
-    backends.flush_redis(FUZZ_REDIS_URL)
-    try:
-        yield database.url, FUZZ_REDIS_URL
-    finally:
-        database.drop()
-        backends.flush_redis(FUZZ_REDIS_URL)
+    with backends.throwaway_postgres(FUZZ_REDIS_URL) as database_url:
+        yield database_url, FUZZ_REDIS_URL
 
 
 @pytest.fixture

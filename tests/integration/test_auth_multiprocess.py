@@ -22,20 +22,8 @@ TIMEOUT = 10
 @pytest.fixture(scope="module")
 def shared_backends():
     """A throwaway PostgreSQL database and the test Redis database, flushed."""
-    try:
-        backends.check_postgres()
-    except Exception as exc:
-        backends.unavailable("PostgreSQL", exc)
-    try:
-        backends.check_redis()
-    except Exception as exc:
-        backends.unavailable("Redis", exc)
-    backends.flush_redis(backends.REDIS_URL)
-    database = backends.PostgresDatabase()
-    database.create()
-    yield database.url, backends.REDIS_URL
-    database.drop()
-    backends.flush_redis(backends.REDIS_URL)
+    with backends.throwaway_postgres() as database_url:
+        yield database_url, backends.REDIS_URL
 
 
 @pytest.fixture(scope="module")

@@ -37,17 +37,8 @@ def _verifier(database_url: str, instance):
 
 @pytest.fixture
 def shared_postgres():
-    try:
-        backends.check_postgres()
-        backends.check_redis(SERVER_REDIS_URL)
-    except Exception as exc:
-        backends.unavailable("PostgreSQL and Redis", exc)
-    database = backends.PostgresDatabase()
-    database.create()
-    backends.flush_redis(SERVER_REDIS_URL)
-    yield database.url
-    database.drop()
-    backends.flush_redis(SERVER_REDIS_URL)
+    with backends.throwaway_postgres(SERVER_REDIS_URL) as database_url:
+        yield database_url
 
 
 @pytest.mark.integration
