@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import IdempotencyKey
@@ -34,6 +34,14 @@ class Outcome:
     replayed: bool = False
 
 
+# Built once: these run on every keyed money movement.
+_keys = IdempotencyKey.__table__
+_MATCHES = (_keys.c.user_id == bindparam("owner"), _keys.c.key == bindparam("idempotency_key"))
+_FIND = select(_keys.c.request_hash, _keys.c.status_code, _keys.c.response_body, _keys.c.expires_at).where(*_MATCHES)
+_INSERT = insert(_keys)
+_TAKE_OVER = update(_keys).where(*_MATCHES, _keys.c.expires_at <= bindparam("now", type_=_keys.c.expires_at.type))
+
+
 class IdempotencyStore:
     def __init__(self, ttl_seconds: int) -> None:
         self.ttl = timedelta(seconds=ttl_seconds)
@@ -43,10 +51,7 @@ class IdempotencyStore:
 
         A different request under a live key is refused.
         """
-        row = session.execute(
-            select(IdempotencyKey.request_hash, IdempotencyKey.status_code, IdempotencyKey.response_body,
-                   IdempotencyKey.expires_at)
-            .where(IdempotencyKey.user_id == request.user_id, IdempotencyKey.key == request.key)).first()
+        row = session.execute(_FIND, {"owner": request.user_id, "idempotency_key": request.key}).first()
         if row is None:
             return None, False
         if row.expires_at <= datetime.now(UTC):
@@ -66,14 +71,11 @@ class IdempotencyStore:
         values = {"request_hash": request.fingerprint, "status_code": outcome.status,
                   "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
         if expired:
-            taken_over = session.execute(
-                update(IdempotencyKey.__table__)
-                .where(IdempotencyKey.user_id == request.user_id, IdempotencyKey.key == request.key,
-                       IdempotencyKey.expires_at <= now)
-                .values(**values))
+            taken_over = session.execute(_TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key,
+                                                      "now": now, **values})
             if taken_over.rowcount == 1:
                 return
-        session.execute(insert(IdempotencyKey.__table__).values(user_id=request.user_id, key=request.key, **values))
+        session.execute(_INSERT, {"user_id": request.user_id, "key": request.key, **values})
 
     @staticmethod
     def purge_expired(session: Session) -> int:

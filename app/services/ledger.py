@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database import Database, UnitOfWork
@@ -47,11 +47,39 @@ class TransactionView:
 
 @dataclass(frozen=True)
 class Leg:
-    """One side of a posting: a user's wallet (user_id) or a system account (account_id)."""
+    """One side of a posting: a user's wallet (user_id) or a system account (account_id).
+
+    A wallet leg names the request field its user came from (for a 404/422 about it) and
+    whether that user must be active for the posting to go ahead.
+    """
 
     amount: int
     user_id: str | None = None
     account_id: str | None = None
+    field: str = "user_id"
+    active: bool = False
+
+
+# The hot path's statements, built once: constructing and cache-keying a statement costs
+# several times what executing it does (bench/: ~380 us against ~85 us of CPU each).
+_accounts, _transactions, _entries = Account.__table__, Transaction.__table__, LedgerEntry.__table__
+_users = User.__table__
+_CREDIT = (update(_accounts)
+           .where(_accounts.c.user_id == bindparam("wallet_user_id"), _accounts.c.kind == "user")
+           .values(balance=_accounts.c.balance + bindparam("delta", type_=_accounts.c.balance.type),
+                   version=_accounts.c.version + 1, updated_at=bindparam("now", type_=_accounts.c.updated_at.type))
+           .returning(_accounts.c.id, _accounts.c.balance, _accounts.c.version))
+# A debit only happens if the balance stays >= 0; an `active` leg only if its user is active.
+_DEBIT = _CREDIT.where(_accounts.c.balance >= bindparam("needed", type_=_accounts.c.balance.type))
+_OWNER_ACTIVE = exists().where(_users.c.id == _accounts.c.user_id, _users.c.is_active.is_(true()))
+_WALLET_UPDATE = {(False, False): _CREDIT, (True, False): _DEBIT,
+                  (False, True): _CREDIT.where(_OWNER_ACTIVE), (True, True): _DEBIT.where(_OWNER_ACTIVE)}
+_INSERT_TRANSACTION = insert(_transactions)
+_INSERT_ENTRIES = insert(_entries)
+_USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
+_WALLET = select(Account).where(Account.user_id == bindparam("user_id"))
+_REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
+    _transactions.c.reverses.in_(bindparam("ids", expanding=True)))
 
 
 class Renderer(Protocol):
@@ -113,44 +141,48 @@ class Ledger:
         session, now = uow.session, utcnow()
         account_of: dict[str, str] = {}
         balances: list[Balance] = []
+        wallet_legs = sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id)
         # Fixed order on the wallet rows: concurrent transfers A->B and B->A cannot deadlock.
-        for leg in sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id):
-            account_id, balance = self._apply(uow, leg.user_id, leg.amount, now)
+        for leg in wallet_legs:
+            account_id, balance = self._apply(uow, leg, wallet_legs, now)
             account_of[leg.user_id] = account_id
             balances.append(balance)
         view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now,
                                reverses)
-        session.execute(insert(Transaction.__table__).values(
-            id=view.id, type=type, amount=amount, from_user_id=from_user_id, to_user_id=to_user_id,
-            description=description, reverses=reverses, created_by=created_by, created_at=now))
-        session.execute(insert(LedgerEntry.__table__), [
+        session.execute(_INSERT_TRANSACTION, {
+            "id": view.id, "type": type, "amount": amount, "from_user_id": from_user_id, "to_user_id": to_user_id,
+            "description": description, "reverses": reverses, "created_by": created_by, "created_at": now})
+        session.execute(_INSERT_ENTRIES, [
             {"transaction_id": view.id, "account_id": account_of.get(leg.user_id, leg.account_id),
              "amount": leg.amount, "tx_type": type, "created_at": now} for leg in legs])
         uow.after_commit(lambda: self._balances.store_many(balances))
         return view
 
-    def _apply(self, uow: UnitOfWork, user_id: str, delta: int, now: datetime) -> tuple[str, Balance]:
-        """Move delta into (or out of) a wallet; the debit only happens if it stays >= 0."""
-        accounts = Account.__table__
-        statement = (update(accounts)
-                     .where(accounts.c.user_id == user_id, accounts.c.kind == "user")
-                     .values(balance=accounts.c.balance + delta, version=accounts.c.version + 1, updated_at=now)
-                     .returning(accounts.c.id, accounts.c.balance, accounts.c.version))
-        if delta < 0:
-            statement = statement.where(accounts.c.balance >= -delta)
-        result = uow.session.execute(statement).first()
+    def _apply(self, uow: UnitOfWork, leg: Leg, wallet_legs: list[Leg], now: datetime) -> tuple[str, Balance]:
+        """Move the leg's amount into (or out of) its wallet, guarded as the leg requires.
+
+        The guards ride on the UPDATE itself, so the common case is one statement per
+        wallet; only a refused update pays for finding out why.
+        """
+        params = {"wallet_user_id": leg.user_id, "delta": leg.amount, "now": now}
+        if leg.amount < 0:
+            params["needed"] = -leg.amount
+        statement = _WALLET_UPDATE[(leg.amount < 0, leg.active)]
+        result = uow.session.execute(statement, params).first()
         if result is None:
-            current = self.ensure_wallet(uow, user_id)
-            if delta < 0:
-                raise InsufficientFunds(balance=current.balance, requested=-delta)
-            result = uow.session.execute(statement).one()
+            # Unknown or inactive users first, as if they had been checked up front.
+            self.require_users(uow, *((other.user_id, other.field, other.active) for other in wallet_legs))
+            current = self.ensure_wallet(uow, leg.user_id)
+            if leg.amount < 0:
+                raise InsufficientFunds(balance=current.balance, requested=-leg.amount)
+            result = uow.session.execute(statement, params).one()
         account_id, balance, version = result
-        return account_id, Balance(user_id, balance, now, version)
+        return account_id, Balance(leg.user_id, balance, now, version)
 
     @staticmethod
     def ensure_wallet(uow: UnitOfWork, user_id: str) -> Account:
         """The user's wallet, created at zero on first use if the user predates wallets."""
-        account = uow.session.scalar(select(Account).where(Account.user_id == user_id))
+        account = uow.session.scalar(_WALLET, {"user_id": user_id})
         if account is None:
             account = Account(id=str(uuid.uuid4()), user_id=user_id, kind="user", balance=0, version=0)
             uow.session.add(account)
@@ -163,8 +195,8 @@ class Ledger:
 
         One query for all of them.
         """
-        ids = {user_id for user_id, _, _ in checks}
-        active = dict(uow.session.execute(select(User.id, User.is_active).where(User.id.in_(ids))).all())
+        ids = sorted({user_id for user_id, _, _ in checks})
+        active = dict(uow.session.execute(_USERS_ACTIVE, {"ids": ids}).all())
         for user_id, field, must_be_active in checks:
             if user_id not in active:
                 raise NotFound("no such user")
@@ -178,9 +210,7 @@ class Ledger:
     def reversed_by(uow: UnitOfWork, transaction_ids: list[str]) -> dict[str, str]:
         if not transaction_ids:
             return {}
-        rows = uow.session.execute(select(Transaction.reverses, Transaction.id)
-                                   .where(Transaction.reverses.in_(transaction_ids)))
-        return dict(rows.all())
+        return dict(uow.session.execute(_REVERSED_BY, {"ids": transaction_ids}).all())
 
 
 def with_reversal(view: TransactionView, reversal_id: str | None) -> TransactionView:

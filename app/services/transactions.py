@@ -35,10 +35,10 @@ class TransactionService:
             raise ValidationFailed.field("to_user_id", "must differ from from_user_id")
 
         def operation(uow):
-            self._ledger.require_users(uow, (from_user_id, "from_user_id", False), (to_user_id, "to_user_id", True))
             return self._ledger.post(uow, type="transfer", from_user_id=from_user_id, to_user_id=to_user_id,
                                      description=description, created_by=actor.user_id,
-                                     legs=[Leg(-amount, user_id=from_user_id), Leg(amount, user_id=to_user_id)])
+                                     legs=[Leg(-amount, user_id=from_user_id, field="from_user_id"),
+                                           Leg(amount, user_id=to_user_id, field="to_user_id", active=True)])
 
         return self._ledger.execute(operation, render, idempotency)
 

@@ -50,10 +50,10 @@ class WalletService:
             raise Forbidden("only an admin may deposit")
 
         def operation(uow):
-            self._ledger.require_user(uow, user_id, "user_id")
             return self._ledger.post(uow, type="deposit", from_user_id=None, to_user_id=user_id,
                                      description=description, created_by=actor.user_id,
-                                     legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT), Leg(amount, user_id=user_id)])
+                                     legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT),
+                                           Leg(amount, user_id=user_id, active=True)])
 
         return self._ledger.execute(operation, render, idempotency)
 
@@ -62,7 +62,6 @@ class WalletService:
         _owner_or_admin(actor, user_id)
 
         def operation(uow):
-            self._ledger.require_user(uow, user_id, "user_id", active=False)
             return self._ledger.post(uow, type="withdrawal", from_user_id=user_id, to_user_id=None,
                                      description=description, created_by=actor.user_id,
                                      legs=[Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT)])
