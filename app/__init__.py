@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
 
     app = Flask(__name__, instance_path=settings.instance_path)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["SECRET_KEY"] = settings.secret_key
+    # No SECRET_KEY for Flask: the API keeps no cookie session (bearer tokens are signed by
+    # app.services.tokens), and without one Flask skips building a signer on every request.
     app.json.sort_keys = False
     app.container = container
     app.settings = settings

@@ -60,17 +60,18 @@ class IdempotencyStore:
             raise IdempotencyKeyReused()
         return Outcome(row.status_code, json.loads(row.response_body), replayed=True), False
 
-    def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome, expired: bool = False) -> None:
+    def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome, take_over: bool = False) -> None:
         """Record the outcome in the caller's transaction.
 
-        A plain insert, so a concurrent request that committed this key first makes it fail
-        on the primary key (and the caller replays that request's answer). An expired record
-        is taken over only while it is still expired, for the same reason.
+        A plain insert, so a request that recorded this key first (committed, or committing
+        concurrently) makes it fail on the primary key, and the caller replays that request's
+        answer. With take_over, an expired record is overwritten, but only while it is still
+        expired, for the same reason.
         """
         now = datetime.now(UTC)
         values = {"request_hash": request.fingerprint, "status_code": outcome.status,
                   "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
-        if expired:
+        if take_over:
             taken_over = session.execute(_TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key,
                                                       "now": now, **values})
             if taken_over.rowcount == 1:

@@ -82,6 +82,10 @@ _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
     _transactions.c.reverses.in_(bindparam("ids", expanding=True)))
 
 
+class _KeyTaken(Exception):
+    """The idempotency key was already recorded when this unit tried to record it."""
+
+
 class Renderer(Protocol):
     def success(self, view: TransactionView) -> dict: ...
     def failure(self, error: DomainError) -> dict: ...
@@ -96,13 +100,31 @@ class Ledger:
     # -- running a money movement --------------------------------------------------------
     def execute(self, operation: Callable[[UnitOfWork], TransactionView], render: Renderer,
                 idempotency: IdempotencyRequest | None = None) -> Outcome:
-        """Run operation in one unit of work; with a key, store (or replay) its outcome there too."""
-        with self._db.unit_of_work() as uow:
-            expired = False
-            if idempotency:
-                stored, expired = self._idempotency.find(uow.session, idempotency)
-                if stored:
+        """Run operation in one unit of work; with a key, store its outcome there too, or replay.
+
+        A key is not looked up first: its record is inserted with the effect, under a unique
+        key, so a key already taken makes that insert fail and the whole unit roll back. Only
+        a replay (or a race for the key) pays for the lookup; a first request saves a query.
+        """
+        if idempotency is None:
+            return self._run(operation, render, None, take_over=False)
+        take_over = False
+        while True:
+            try:
+                return self._run(operation, render, idempotency, take_over)
+            except _KeyTaken:
+                stored, expired = self._stored(idempotency)
+                if stored is not None:
                     return stored
+                if not expired or take_over:
+                    # Held by a record that vanished (purged) or was just taken over
+                    # by another request: refuse rather than loop.
+                    raise IdempotencyConflict() from None
+                take_over = True  # past its lifetime: the key is free again
+
+    def _run(self, operation, render: Renderer, idempotency: IdempotencyRequest | None,
+             take_over: bool) -> Outcome:
+        with self._db.unit_of_work() as uow:
             try:
                 outcome = Outcome(201, render.success(operation(uow)))
             except STORED_REFUSALS as refusal:
@@ -110,24 +132,29 @@ class Ledger:
                     raise
                 uow.rollback()
                 outcome = Outcome(409, render.failure(refusal))
+            except DomainError:
+                # A retry of a request that went through answers as it did, even where
+                # the same request would be refused now (say, its payee deactivated since).
+                uow.rollback()
+                stored = self._stored(idempotency)[0] if idempotency else None
+                if stored is None:
+                    raise
+                return stored
             try:
                 if idempotency:
-                    self._idempotency.save(uow.session, idempotency, outcome, expired)
+                    self._idempotency.save(uow.session, idempotency, outcome, take_over)
                 uow.commit()
             except IntegrityError:
                 if idempotency is None:
                     raise
-                uow.rollback()  # a concurrent request with this key won: answer as it did
-        if uow.committed:
-            return outcome
-        return self._replay_after_race(idempotency)
+                uow.rollback()
+                raise _KeyTaken() from None
+        return outcome
 
-    def _replay_after_race(self, idempotency: IdempotencyRequest) -> Outcome:
+    def _stored(self, idempotency: IdempotencyRequest) -> tuple[Outcome | None, bool]:
+        """The outcome stored under the key, and whether an expired record holds it."""
         with self._db.unit_of_work(write=False) as uow:
-            stored, _expired = self._idempotency.find(uow.session, idempotency)
-        if stored is None:
-            raise IdempotencyConflict()
-        return stored
+            return self._idempotency.find(uow.session, idempotency)
 
     # -- primitives used inside an operation ----------------------------------------------
     # Core statements, not the ORM unit of work: this is the hot path, and every row it

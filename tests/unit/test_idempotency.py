@@ -134,6 +134,25 @@ def test_replay_returns_the_stored_body_even_after_the_transaction_changed(clien
     assert balance_of(client, world.admin, world.alice["id"]) == 0
 
 
+def test_replay_answers_as_before_even_where_the_request_would_now_be_refused(app, client, world):
+    """The key is only looked up when recording it fails, so a replay that now trips a
+    validation error must still find and return the stored answer."""
+    deposit(client, world.admin, world.alice["id"], 50)
+    body = {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 20}
+    first = post(client, "/transactions", body, world.alice_h, key="pay-bob")
+    assert first.status_code == 201
+    assert client.delete(f"/users/{world.bob['id']}", headers=world.admin).status_code == 204
+    after_first = ledger_snapshot(app)
+
+    fresh = post(client, "/transactions", body, world.alice_h, key="another-key")
+    assert_error(fresh, 422, "validation_error")  # the payee is inactive now
+    again = post(client, "/transactions", body, world.alice_h, key="pay-bob")
+    assert again.status_code == 201 and again.headers[REPLAYED] == "true"
+    assert again.get_data() == first.get_data()
+    assert ledger_snapshot(app) == after_first
+    assert [k for k in stored_keys(app) if k[1] == "another-key"] == []
+
+
 # -- the same key for something else ----------------------------------------------------
 
 @pytest.mark.parametrize("change", ["amount", "description", "recipient", "route"])
