@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     container.api().register_blueprint(build_health_blueprint(manager))
     container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager))
     install_request_hooks(app, container.metrics(), manager)  # before the modules' hooks
+    _scope_cache_read_ahead(app, container.cache())
     try:
         manager.start(app)
     except WiringError:  # a route collision: the graph was fine, the routes are not
@@ -68,3 +69,14 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     for finding in manager.findings:
         log.warning("%s", finding)
     return app
+
+
+def _scope_cache_read_ahead(app: Flask, cache) -> None:
+    """One read-ahead scope per request (app.infrastructure.cache.ReadAhead)."""
+    handle = app.wsgi_app
+
+    def wsgi_app(environ, start_response):
+        with cache.read_ahead_scope():
+            return handle(environ, start_response)
+
+    app.wsgi_app = wsgi_app

@@ -1,8 +1,10 @@
 """Hand-written fakes injected by provider override (unit tests only)."""
 from __future__ import annotations
 
+from app.infrastructure.cache import ReadAhead
 
-class FakeCache:
+
+class FakeCache(ReadAhead):
     """An in-memory cache whose backend can be made unreachable; counts pings."""
 
     backend = "fake"

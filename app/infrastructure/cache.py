@@ -6,6 +6,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import redis
 
@@ -16,7 +19,68 @@ class CacheUnavailable(RuntimeError):
     """The cache backend cannot be reached (only raised by ping)."""
 
 
-class MemoryCache:
+_ANNOUNCED = object()
+
+
+class ReadAhead:
+    """Reads a request will make anyway, carried on its first cache round trip.
+
+    Inside read_ahead_scope() (the app opens one per HTTP request), keys announced with
+    read_ahead() are fetched along with the next get_many() and then answered once, from
+    memory, by get(); a write to such a key drops it. Outside a scope, or for keys nobody
+    announced, reads go to the backend as usual. A value read ahead is as fresh as the
+    round trip it came with, a few microseconds earlier in the same request.
+    """
+
+    def _scope_var(self) -> ContextVar[dict[str, object] | None]:
+        var = self.__dict__.get("_read_ahead_var")
+        if var is None:  # one per cache instance: tests run several apps in a process
+            var = self.__dict__["_read_ahead_var"] = ContextVar(f"read_ahead_{id(self)}", default=None)
+        return var
+
+    @contextmanager
+    def read_ahead_scope(self) -> Iterator[None]:
+        var = self._scope_var()
+        token = var.set({})
+        try:
+            yield
+        finally:
+            var.reset(token)
+
+    def read_ahead(self, *keys: str) -> None:
+        scope = self._scope_var().get()
+        if scope is not None:
+            for key in keys:
+                scope.setdefault(key, _ANNOUNCED)
+
+    def _announced(self, exclude: Iterable[str]) -> list[str]:
+        """Announced keys still to fetch, to add to a get_many about to go out."""
+        scope = self._scope_var().get()
+        if not scope:
+            return []
+        excluded = set(exclude)
+        return [key for key, value in scope.items() if value is _ANNOUNCED and key not in excluded]
+
+    def _keep(self, keys: list[str], values: list[str | None]) -> None:
+        scope = self._scope_var().get()
+        if scope is not None:
+            scope.update(zip(keys, values))
+
+    def _take(self, key: str) -> tuple[bool, str | None]:
+        """(True, value) if key was read ahead in this scope; each value is served once."""
+        scope = self._scope_var().get()
+        if not scope or scope.get(key, _ANNOUNCED) is _ANNOUNCED:
+            return False, None
+        return True, scope.pop(key)
+
+    def _forget(self, keys: Iterable[str]) -> None:
+        scope = self._scope_var().get()
+        if scope:
+            for key in keys:
+                scope.pop(key, None)
+
+
+class MemoryCache(ReadAhead):
     """Process-local LRU cache with per-key expiry; the embedded default."""
 
     backend = "memory"
@@ -37,15 +101,22 @@ class MemoryCache:
         return item[1]
 
     def get(self, key: str) -> str | None:
+        found, value = self._take(key)
+        if found:
+            return value
         with self._lock:
             return self._live(key, time.monotonic())
 
     def get_many(self, keys: list[str]) -> list[str | None]:
+        ahead = self._announced(keys)
         now = time.monotonic()
         with self._lock:
-            return [self._live(key, now) for key in keys]
+            values = [self._live(key, now) for key in [*keys, *ahead]]
+        self._keep(ahead, values[len(keys):])
+        return values[:len(keys)]
 
     def set(self, key: str, value: str, ttl: float) -> None:
+        self._forget((key,))
         with self._lock:
             self._data[key] = (time.monotonic() + ttl, value)
             self._data.move_to_end(key)
@@ -57,6 +128,7 @@ class MemoryCache:
         self.set_many_if_newer([(key, version, value)], ttl)
 
     def set_many_if_newer(self, items: list[tuple[str, int, str]], ttl: float) -> None:
+        self._forget(key for key, _, _ in items)
         with self._lock:
             now = time.monotonic()
             for key, version, value in items:
@@ -65,6 +137,7 @@ class MemoryCache:
                     self._data[key] = (now + ttl, f"{version}|{value}")
 
     def delete(self, *keys: str) -> None:
+        self._forget(keys)
         with self._lock:
             for key in keys:
                 self._data.pop(key, None)
@@ -94,7 +167,7 @@ return stored
 """
 
 
-class RedisCache:
+class RedisCache(ReadAhead):
     """Redis-backed cache shared by every process; failures are logged and treated as misses.
 
     A write that cannot reach Redis (down, or stalled) would leave the old value there for
@@ -170,6 +243,9 @@ class RedisCache:
                         del self._unsynced[key]
 
     def get(self, key: str) -> str | None:
+        found, value = self._take(key)
+        if found:
+            return value
         if self._skipping() or key in self._unsynced:
             return None
         try:
@@ -179,16 +255,22 @@ class RedisCache:
             return None
 
     def get_many(self, keys: list[str]) -> list[str | None]:
+        ahead = self._announced(keys)
+        wanted = [*keys, *ahead]
         if self._skipping():
-            return [None] * len(keys)
-        try:
-            values = self.client.mget(keys)
-        except redis.RedisError as exc:
-            self._failed(exc)
-            return [None] * len(keys)
-        return [None if key in self._unsynced else value for key, value in zip(keys, values)]
+            values = [None] * len(wanted)
+        else:
+            try:
+                values = [None if key in self._unsynced else value
+                          for key, value in zip(wanted, self.client.mget(wanted))]
+            except redis.RedisError as exc:
+                self._failed(exc)
+                values = [None] * len(wanted)
+        self._keep(ahead, values[len(keys):])
+        return values[:len(keys)]
 
     def set(self, key: str, value: str, ttl: float) -> None:
+        self._forget((key,))
         if self._skipping():
             return self._remember((key,))
         try:
@@ -202,6 +284,7 @@ class RedisCache:
     def set_many_if_newer(self, items: list[tuple[str, int, str]], ttl: float) -> None:
         """Versioned writes of several keys in one round trip."""
         keys = tuple(key for key, _, _ in items)
+        self._forget(keys)
         if self._skipping():
             return self._remember(keys)
         args: list = [int(ttl * 1000)]
@@ -215,6 +298,7 @@ class RedisCache:
     def delete(self, *keys: str) -> None:
         if not keys:
             return
+        self._forget(keys)
         if self._skipping():
             return self._remember(keys)
         try:

@@ -23,6 +23,10 @@ class BalanceCache:
     def key(user_id: str) -> str:
         return f"balance:{user_id}"
 
+    def read_ahead(self, user_id: str) -> None:
+        """This request will read user_id's balance: fetch it with the next cache round trip."""
+        self._cache.read_ahead(self.key(user_id))
+
     def get(self, user_id: str) -> Balance | None:
         raw = self._cache.get(self.key(user_id))
         if not raw:

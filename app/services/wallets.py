@@ -27,6 +27,10 @@ class WalletService:
         if session.scalar(select(Account.id).where(Account.user_id == event.aggregate_id)) is None:
             session.add(Account(id=str(uuid.uuid4()), user_id=event.aggregate_id, kind="user", balance=0, version=0))
 
+    def expect_balance_read(self, user_id: str) -> None:
+        """Let the caller's token check carry this balance's cache read (one round trip for both)."""
+        self._balances.read_ahead(user_id)
+
     def balance(self, actor: Principal, user_id: str) -> Balance:
         _owner_or_admin(actor, user_id)
         cached = self._balances.get(user_id)

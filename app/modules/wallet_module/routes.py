@@ -13,6 +13,12 @@ from app.services.wallets import WalletService
 def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     blp = Blueprint("wallets", __name__, url_prefix="/wallet", description="Wallets and balances")
 
+    @blp.url_value_preprocessor
+    def expect_reads(endpoint, values):
+        """Runs before authenticate: a balance read rides on the token check's cache round trip."""
+        if endpoint == f"{blp.name}.balance" and values:
+            wallets.expect_balance_read(values["user_id"])
+
     @blp.before_request
     def authenticate():
         """Every route here needs a caller: a missing token is 401 before any body is validated."""
