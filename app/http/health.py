@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask import jsonify
-from flask_smorest import Blueprint
 
+from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.principal import viewer_is_admin
 from app.schemas.health import (HealthSchema, LivenessSchema, ModuleHealthSchema, ModulesStatusSchema,

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask import Response
-from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.kernel.manager import ModuleManager
 from app.observability.metrics import Metrics

@@ -1,8 +1,7 @@
 """HTTP routes for transfers, history and reversals."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
+from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.http.idempotency import RENDERER, idempotency_request, outcome_response

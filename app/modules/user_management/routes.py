@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 
+from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.schemas.common import PageQuerySchema, page_schema
