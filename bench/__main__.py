@@ -80,14 +80,34 @@ def wrk(url: str, mode: str, path: str, concurrency: int, seconds: int, env: dic
     return result
 
 
-def measure(url, mode, path, levels, seconds, env) -> dict:
-    wrk(url, mode, path, levels[0], 2, env)  # warm-up: connections, caches, JIT-free Python paths
-    return {c: wrk(url, mode, path, c, seconds, env) for c in levels}
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median throughput; every round's req/s and all rounds' errors kept."""
+    ordered = sorted(runs, key=lambda run: run["rps"])
+    return {**ordered[len(ordered) // 2], "rounds_rps": [round(run["rps"], 1) for run in runs],
+            "errors": sum(run["errors"] for run in runs)}
+
+
+def interleaved(scenarios: dict[str, tuple], levels: list[int], rounds: int, seconds: int) -> dict:
+    """Each scenario at each level, `rounds` times, alternating between scenarios.
+
+    A shared 2-core machine drifts by tens of percent over a minute; alternating short runs
+    and keeping the median gives every scenario the same share of good and bad moments, so
+    the ratios compare like with like.
+    """
+    for url, mode, path, env in scenarios.values():
+        wrk(url, mode, path, levels[0], 2, env)  # warm-up: connections, caches, prepared statements
+    runs: dict[str, dict[int, list]] = {name: {c: [] for c in levels} for name in scenarios}
+    for c in levels:
+        for _ in range(rounds):
+            for name, (url, mode, path, env) in scenarios.items():
+                runs[name][c].append(wrk(url, mode, path, c, seconds, env))
+    return {name: {c: median_run(by_level[c]) for c in levels} for name, by_level in runs.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument("--seconds", type=int, default=5, help="duration of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and level (the median is kept)")
     parser.add_argument("--levels", default="4,16,64", help="concurrency levels")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server")
     parser.add_argument("--users", type=int, default=1000)
@@ -150,25 +170,27 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
                    "CREDIT_SECRET_KEY": settings.secret_key}
     gunicorn = [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", "127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
     out: dict = {"seeding_seconds": round(seeding_s, 1)}
+    raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
     with Server([str(BIN / "credit-system"), "serve", "--bind", "127.0.0.1:{port}", "--workers",
-                 str(args.workers)], project_env, workdir / "project.log") as project:
+                 str(args.workers)], project_env, workdir / "project.log") as project, \
+            Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw, \
+            Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello:
         token = requests.post(project.url + "/auth/login",
                               json={"username": "benchadmin", "password": PASSWORD}).json()["access_token"]
         env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users_file)}
-        out["project_transfer"] = measure(project.url, "transfer", "/transactions", levels, args.seconds, env)
-        out["project_balance"] = measure(project.url, "balance", "/wallet/balance/", levels, args.seconds, env)
+        plain = {"BENCH_USERS": str(users_file)}
+        out.update(interleaved({
+            "project_transfer": (project.url, "transfer", "/transactions", env),
+            "raw_transfer": (raw.url, "transfer", "/transfer", plain),
+            "project_balance": (project.url, "balance", "/wallet/balance/", env),
+            "hello_balance": (hello.url, "balance", "/balance/", plain),
+        }, levels, args.rounds, args.seconds))
         out["history"] = {}
         for label, user_id in (("1k", small), (f"{args.history_large // 1000}k", large)):
-            out["history"][label] = wrk(project.url, "history", f"/transactions?user_id={user_id}&limit=50", 8,
-                                        args.seconds, env)
+            path = f"/transactions?user_id={user_id}&limit=50"
+            out["history"][label] = median_run([wrk(project.url, "history", path, 8, args.seconds, env)
+                                                for _ in range(args.rounds)])
         out["history_plan"] = history_plan(engine, large)
-    with Server(gunicorn + ["bench.baseline_raw:app"], {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")},
-                workdir / "raw.log") as raw:
-        out["raw_transfer"] = measure(raw.url, "transfer", "/transfer", levels, args.seconds,
-                                      {"BENCH_USERS": str(users_file)})
-    with Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello:
-        out["hello_balance"] = measure(hello.url, "balance", "/balance/", levels, args.seconds,
-                                       {"BENCH_USERS": str(users_file)})
     out["startup_ms"] = startup_times(db_url, REDIS, workdir)
     out["di"] = di_cost(db_url, REDIS, workdir)
     from app.services.ledger_verify import LedgerVerifier
@@ -195,7 +217,8 @@ def _ratio(a: float, b: float) -> str:
 
 
 def report(r: dict) -> None:
-    print("\n== throughput and latency (wrk; p50/p99 in ms) ==")
+    rounds = r["config"]["rounds"]
+    print(f"\n== throughput and latency (wrk; median of {rounds} interleaved runs; p50/p99 in ms) ==")
     print(f"{'scenario':<20}{'conc':>6}{'req/s':>10}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
     for name in ("project_transfer", "raw_transfer", "project_balance", "hello_balance"):
         for c, m in r[name].items():
