@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.http.principal import Principal
 from app.infrastructure.database import Database
@@ -80,7 +80,7 @@ class TransactionService:
 
     def history(self, actor: Principal, user_id: str | None, type: str | None, limit: int,
                 cursor: str | None) -> HistoryPage:
-        """Transactions touching a wallet, newest first, on the (account, entry id) index."""
+        """Transactions touching a wallet, newest first, on the (account, entry id) index, in one query."""
         user_id = user_id or actor.user_id
         if user_id != actor.user_id and not actor.is_admin:
             raise Forbidden("only an admin may read another user's history")
@@ -88,26 +88,46 @@ class TransactionService:
         if after is not None and not isinstance(after[0], int):
             raise ValidationFailed.field("cursor", "invalid cursor")
         with self._db.unit_of_work(write=False) as uow:
-            account_id = uow.session.scalar(select(Account.id).where(Account.user_id == user_id))
+            account_id = uow.session.scalar(_ACCOUNT_OF_USER, {"user_id": user_id})
             if account_id is None:
                 self._ledger.require_user(uow, user_id, "user_id", active=False)
                 return HistoryPage([], None)
-            query = (select(LedgerEntry.id, Transaction)
-                     .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
-                     .where(LedgerEntry.account_id == account_id)
-                     .limit(limit + 1))
-            # Ordering by the whole index key (account_id is fixed by the filter) lets the
-            # planner read the page straight off the (account, [type,] id) index at any size.
-            if type:
-                query = query.where(LedgerEntry.tx_type == type).order_by(
-                    LedgerEntry.account_id.desc(), LedgerEntry.tx_type.desc(), LedgerEntry.id.desc())
-            else:
-                query = query.order_by(LedgerEntry.account_id.desc(), LedgerEntry.id.desc())
-            if after is not None:
-                query = query.where(LedgerEntry.id < after[0])
-            rows = uow.session.execute(query).all()
-            more = len(rows) > limit
-            rows = rows[:limit]
-            reversals = self._ledger.reversed_by(uow, [tx.id for _, tx in rows])
-        items = [TransactionView.of(tx, reversals.get(tx.id)) for _, tx in rows]
+            params = {"account_id": account_id, "limit": limit + 1, "tx_type": type,
+                      "after": after[0] if after else None}
+            rows = uow.session.execute(_HISTORY_PAGE[(bool(type), after is not None)], params).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [TransactionView(*row[1:]) for row in rows]
         return HistoryPage(items, encode_cursor(rows[-1][0]) if more and rows else None)
+
+
+_accounts, _entries, _transactions = Account.__table__, LedgerEntry.__table__, Transaction.__table__
+_reversal = _transactions.alias("reversal")
+_ACCOUNT_OF_USER = select(_accounts.c.id).where(_accounts.c.user_id == bindparam("user_id"))
+
+
+def _history_page(by_type: bool, after_cursor: bool):
+    """One page of a wallet's history, newest first, each transaction with its reversal's id.
+
+    Ordering by the whole index key (account_id is fixed by the filter) lets the planner
+    read the page straight off the (account, [type,] id) index at any size.
+    """
+    t = _transactions
+    query = (select(_entries.c.id, t.c.id, t.c.type, t.c.amount, t.c.from_user_id, t.c.to_user_id,
+                    t.c.description, t.c.created_at, t.c.reverses, _reversal.c.id)
+             .select_from(_entries.join(t, t.c.id == _entries.c.transaction_id)
+                          .outerjoin(_reversal, _reversal.c.reverses == t.c.id))
+             .where(_entries.c.account_id == bindparam("account_id"))
+             .limit(bindparam("limit")))
+    if by_type:
+        query = query.where(_entries.c.tx_type == bindparam("tx_type")).order_by(
+            _entries.c.account_id.desc(), _entries.c.tx_type.desc(), _entries.c.id.desc())
+    else:
+        query = query.order_by(_entries.c.account_id.desc(), _entries.c.id.desc())
+    if after_cursor:
+        query = query.where(_entries.c.id < bindparam("after"))
+    return query
+
+
+# Built once per shape: a history page is a hot read.
+_HISTORY_PAGE = {(by_type, after): _history_page(by_type, after) for by_type in (False, True) for after in (False, True)}
