@@ -130,4 +130,5 @@ def _history_page(by_type: bool, after_cursor: bool):
 
 
 # Built once per shape: a history page is a hot read.
-_HISTORY_PAGE = {(by_type, after): _history_page(by_type, after) for by_type in (False, True) for after in (False, True)}
+_HISTORY_PAGE = {(by_type, after): _history_page(by_type, after)
+                 for by_type in (False, True) for after in (False, True)}
