@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -21,12 +20,10 @@ from sqlalchemy import create_engine, text
 
 from bench import seed
 from bench.micro import di_cost, startup_times
+from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("CREDIT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS = os.environ.get("CREDIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-PASSWORD = "bench-password-1"
 
 
 def free_port() -> int:
@@ -119,19 +116,10 @@ def main() -> int:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
 
-    db_name = f"credit_bench_{uuid.uuid4().hex[:8]}"
-    admin_engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    db_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name
     workdir = Path(tempfile.mkdtemp(prefix="credit-bench-"))
     results: dict = {"config": vars(args), "machine": {"cpus": os.cpu_count()}}
-    try:
+    with scratch_database() as db_url:
         results.update(run(db_url, workdir, args, levels))
-    finally:
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin_engine.dispose()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     report(results)
@@ -141,11 +129,8 @@ def main() -> int:
 
 def run(db_url: str, workdir: Path, args, levels) -> dict:
     from app import build_container
-    from app.config import load_settings
-    from app.infrastructure.migrations import upgrade
     from app.services.passwords import Passwords
 
-    upgrade(db_url)
     engine = create_engine(db_url)
     t0 = time.perf_counter()
     users = seed.seed_users(engine, "bench", args.users, 1_000_000_000, Passwords().hash(PASSWORD))
@@ -160,8 +145,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
     import redis
 
     redis.Redis.from_url(REDIS).flushdb()
-    settings = load_settings(environ={}, database_url=db_url, cache_url=REDIS, instance_path=str(workdir),
-                             secret_key="bench-secret-key-0123456789abcdef0123")
+    settings = settings_for(db_url, REDIS, workdir)
     container = build_container(settings)
     container.user_service().ensure_admin("benchadmin", "benchadmin@example.com", PASSWORD)
     container.database().dispose()

@@ -8,21 +8,14 @@ from pathlib import Path
 
 from dependency_injector import providers
 
-PASSWORD = "bench-password-1"
-
-
-def _settings(db_url: str, cache_url: str, workdir: Path):
-    from app.config import load_settings
-
-    return load_settings(environ={}, database_url=db_url, cache_url=cache_url, instance_path=str(workdir),
-                         secret_key="bench-secret-key-0123456789abcdef0123")
+from bench.seed import PASSWORD, settings_for
 
 
 def startup_times(db_url: str, cache_url: str, workdir: Path, runs: int = 15) -> dict:
     """create_app from a fresh container, every module initialized, routes registered."""
     from app import create_app
 
-    settings = _settings(db_url, cache_url, workdir)
+    settings = settings_for(db_url, cache_url, workdir)
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -41,7 +34,7 @@ def di_cost(db_url: str, cache_url: str, workdir: Path, requests: int = 2000) ->
     """Providers are resolved once at start-up; prove no request calls one, and price a call."""
     from app import create_app
 
-    app = create_app(_settings(db_url, cache_url, workdir))
+    app = create_app(settings_for(db_url, cache_url, workdir))
     client = app.test_client()
     token = client.post("/auth/login", json={"username": "benchadmin", "password": PASSWORD}).get_json()["access_token"]
     user_id = client.get("/users/me", headers={"Authorization": f"Bearer {token}"}).get_json()["id"]

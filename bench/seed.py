@@ -1,8 +1,45 @@
 """Fast seeding in SQL: users with funded wallets, and long histories, all ledger-consistent."""
 from __future__ import annotations
 
-from sqlalchemy import text
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+
+PG_ADMIN = os.environ.get("CREDIT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CREDIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "bench-password-1"
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
+
+
+def settings_for(db_url: str, cache_url: str, workdir) -> object:
+    """The app's settings for a bench database and cache (no environment variables read)."""
+    from app.config import load_settings
+
+    return load_settings(environ={}, database_url=db_url, cache_url=cache_url, instance_path=str(workdir),
+                         secret_key=SECRET_KEY)
+
+
+@contextmanager
+def scratch_database(prefix: str = "credit_bench") -> Iterator[str]:
+    """A new, migrated PostgreSQL database (its URL), dropped on the way out."""
+    from app.infrastructure.migrations import upgrade
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def seed_users(engine: Engine, prefix: str, count: int, funding: int, password_hash: str) -> list[str]:
