@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from bench import seed
 from bench.micro import di_cost, startup_times
@@ -174,7 +174,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
             path = f"/transactions?user_id={user_id}&limit=50"
             out["history"][label] = median_run([wrk(project.url, "history", path, 8, args.seconds, env)
                                                 for _ in range(args.rounds)])
-        out["history_plan"] = history_plan(engine, large)
+        out["history_plan"] = history_plan(settings, large)
     out["startup_ms"] = startup_times(db_url, REDIS, workdir)
     out["di"] = di_cost(db_url, REDIS, workdir)
     from app.services.ledger_verify import LedgerVerifier
@@ -187,12 +187,29 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
     return out
 
 
-def history_plan(engine, user_id: str) -> str:
+def history_plan(settings, user_id: str) -> str:
+    """EXPLAIN ANALYZE of the very statement GET /transactions runs for user_id's first page."""
+    from sqlalchemy import event
+
+    from app import create_app
+
+    app = create_app(settings)
+    client = app.test_client()
+    token = client.post("/auth/login", json={"username": "benchadmin", "password": PASSWORD}).get_json()["access_token"]
+    captured = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM ledger_entries" in statement and "ORDER BY" in statement:
+            captured.append((statement, parameters))
+
+    engine = app.container.database().engine
+    event.listen(engine, "before_cursor_execute", capture)
+    client.get(f"/transactions?user_id={user_id}&limit=50", headers={"Authorization": f"Bearer {token}"})
+    event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = captured[0]
     with engine.connect() as conn:
-        account = conn.execute(text("SELECT id FROM accounts WHERE user_id = :u"), {"u": user_id}).scalar()
-        rows = conn.execute(text("EXPLAIN ANALYZE SELECT e.id, t.* FROM ledger_entries e JOIN transactions t "
-                                 "ON t.id = e.transaction_id WHERE e.account_id = :a ORDER BY e.account_id DESC, e.id DESC LIMIT 51"),
-                            {"a": account}).all()
+        rows = conn.exec_driver_sql("EXPLAIN ANALYZE " + statement, parameters).all()
+    app.module_manager.shutdown()
     return "\n".join(r[0] for r in rows)
 
 

@@ -106,6 +106,19 @@ _reversal = _transactions.alias("reversal")
 _ACCOUNT_OF_USER = select(_accounts.c.id).where(_accounts.c.user_id == bindparam("user_id"))
 
 
+def _pinned(column, name: str) -> tuple:
+    """`column = :name`, written as `column >= :name AND column <= :name`.
+
+    With an equality, PostgreSQL treats the column as a constant and drops it from the
+    ORDER BY, which the primary key (entry id) then satisfies on its own; for an account
+    holding most of the entries it estimates a backward scan of the primary key, filtering
+    out every newer entry of every other account, as cheapest (measured: 69 ms for a page
+    behind 150,000 newer entries, growing with them). Pinned by a range, the column stays
+    in the ordering and only the (account_id, [tx_type,] id) index can serve the page.
+    """
+    return column >= bindparam(name), column <= bindparam(name)
+
+
 def _history_page(by_type: bool, after_cursor: bool):
     """One page of a wallet's history, newest first, each transaction with its reversal's id.
 
@@ -117,10 +130,10 @@ def _history_page(by_type: bool, after_cursor: bool):
                     t.c.description, t.c.created_at, t.c.reverses, _reversal.c.id)
              .select_from(_entries.join(t, t.c.id == _entries.c.transaction_id)
                           .outerjoin(_reversal, _reversal.c.reverses == t.c.id))
-             .where(_entries.c.account_id == bindparam("account_id"))
+             .where(*_pinned(_entries.c.account_id, "account_id"))
              .limit(bindparam("limit")))
     if by_type:
-        query = query.where(_entries.c.tx_type == bindparam("tx_type")).order_by(
+        query = query.where(*_pinned(_entries.c.tx_type, "tx_type")).order_by(
             _entries.c.account_id.desc(), _entries.c.tx_type.desc(), _entries.c.id.desc())
     else:
         query = query.order_by(_entries.c.account_id.desc(), _entries.c.id.desc())

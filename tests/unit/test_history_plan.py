@@ -74,5 +74,6 @@ def test_history_pages_use_the_account_id_index(history_statements):
 def test_the_cursor_page_filters_on_the_index_key(history_statements):
     _, captured = history_statements
     statement = captured[1][0].lower()
-    assert "ledger_entries.account_id =" in statement and "ledger_entries.id <" in statement
+    assert "ledger_entries.account_id >=" in statement and "ledger_entries.account_id <=" in statement
+    assert "ledger_entries.id <" in statement
     assert "order by ledger_entries.account_id desc, ledger_entries.id desc" in statement and "limit" in statement
