@@ -49,12 +49,17 @@ class Metrics:
         self.requests = Counter("credit_http_requests", "HTTP requests handled.", LABELS, registry=self.registry)
         self.latency = Histogram("credit_http_request_duration_seconds", "Time to produce the response.", LABELS,
                                  registry=self.registry)
+        self._series: dict[tuple, tuple] = {}  # labelled children, looked up once per label set
 
     def observe(self, module: str, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request and its duration."""
-        labels = (module, route, method, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        labels = (module, route, method, status)
+        series = self._series.get(labels)
+        if series is None:  # bounded: routes x methods x statuses, as the label values are
+            text = (module, route, method, str(status))
+            series = self._series[labels] = (self.requests.labels(*text), self.latency.labels(*text))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self, manager: ModuleManager) -> bytes:
         """The text exposition: every worker's request metrics, and this app's module health."""

@@ -27,14 +27,16 @@ def route_template(rule: str) -> str:
 def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) -> None:
     """Register the hooks; call before modules add theirs so the timer starts first."""
     owners: dict[str, str] = {}
+    labels: dict[str | None, tuple[str, str]] = {}
 
-    def module_of(rule: str | None) -> str:
-        """The module whose blueprint added this URL rule; "kernel" for the rest."""
-        if rule is None:
-            return KERNEL
-        if not owners:  # every route exists before the first request; map them once
-            owners.update({r: name for name, state in manager.states.items() for r in state.routes})
-        return owners.get(rule, KERNEL)
+    def labels_of(rule: str | None) -> tuple[str, str]:
+        """(module, route template) of a URL rule: the module whose blueprint added it
+        ("kernel" for the rest) and the rule's template, never the raw path."""
+        if rule not in labels:
+            if not owners:  # every route exists before the first request; map them once
+                owners.update({r: name for name, state in manager.states.items() for r in state.routes})
+            labels[rule] = (owners.get(rule, KERNEL), route_template(rule)) if rule else (KERNEL, UNMATCHED)
+        return labels[rule]
 
     @app.before_request
     def start_timer() -> None:
@@ -48,15 +50,14 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
         response.headers[HEADER] = current_request_id()
         started = g.get("request_started", time.perf_counter())
         seconds = time.perf_counter() - started
-        rule = request.url_rule.rule if request.url_rule is not None else None
-        module = module_of(rule)
-        route = route_template(rule) if rule else UNMATCHED  # the template, never the raw path
+        req = request._get_current_object()  # one context lookup, not one per attribute
+        module, route = labels_of(req.url_rule.rule if req.url_rule is not None else None)
         # Client-chosen methods must not mint label values (cardinality).
-        method = request.method if request.method in _METHODS else "OTHER"
-        metrics.observe(module, route, method, response.status_code, seconds)
+        method = req.method if req.method in _METHODS else "OTHER"
+        status, path = response.status_code, req.path
+        metrics.observe(module, route, method, status, seconds)
         # Path only: no query string, body or headers (Authorization!) ever reach the log.
-        access_log.info("%s %s %s", method, request.path, response.status_code,
-                        extra={"method": method, "path": request.path, "route": route,
-                               "status": response.status_code, "duration_ms": round(seconds * 1000, 3),
-                               "module_name": module})
+        access_log.info("%s %s %s", method, path, status,
+                        extra={"method": method, "path": path, "route": route, "status": status,
+                               "duration_ms": round(seconds * 1000, 3), "module_name": module})
         return response
