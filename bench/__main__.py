@@ -189,23 +189,15 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
 
 def history_plan(settings, user_id: str) -> str:
     """EXPLAIN ANALYZE of the very statement GET /transactions runs for user_id's first page."""
-    from sqlalchemy import event
-
     from app import create_app
+    from app.infrastructure.database import recorded_statements
 
     app = create_app(settings)
     client = app.test_client()
     token = client.post("/auth/login", json={"username": "benchadmin", "password": PASSWORD}).get_json()["access_token"]
-    captured = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if "FROM ledger_entries" in statement and "ORDER BY" in statement:
-            captured.append((statement, parameters))
-
     engine = app.container.database().engine
-    event.listen(engine, "before_cursor_execute", capture)
-    client.get(f"/transactions?user_id={user_id}&limit=50", headers={"Authorization": f"Bearer {token}"})
-    event.remove(engine, "before_cursor_execute", capture)
+    with recorded_statements(engine, "FROM ledger_entries", "ORDER BY") as captured:
+        client.get(f"/transactions?user_id={user_id}&limit=50", headers={"Authorization": f"Bearer {token}"})
     statement, parameters = captured[0]
     with engine.connect() as conn:
         rows = conn.exec_driver_sql("EXPLAIN ANALYZE " + statement, parameters).all()

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,26 @@ def build_engine(url: str) -> Engine:
         pool_timeout=5,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
     )
+
+
+@contextmanager
+def recorded_statements(engine: Engine, *markers: str) -> Iterator[list[tuple[str, Any]]]:
+    """The (SQL, parameters) executed on engine inside the block that contain every marker.
+
+    For looking at what really ran: the plan checks in the tests and the bench EXPLAIN
+    the statement the app sent, not a hand-written copy of it.
+    """
+    recorded: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if all(marker in statement for marker in markers):
+            recorded.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield recorded
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -8,10 +8,11 @@ disabled), must read the page off the wallet's index.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from app import create_app
 from app.config import load_settings
+from app.infrastructure.database import recorded_statements
 from tests import backends
 from tests.helpers import bearer, login, make_admin, register
 
@@ -62,18 +63,8 @@ def skewed(tmp_path_factory):
 
 def page_statement(app, client, admin, query: str):
     """(response, the ledger statement and parameters the request executed)."""
-    captured = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if "FROM ledger_entries" in statement and "ORDER BY" in statement:
-            captured.append((statement, parameters))
-
-    engine = app.container.database().engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with recorded_statements(app.container.database().engine, "FROM ledger_entries", "ORDER BY") as captured:
         response = client.get(f"/transactions?{query}", headers=admin)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert len(captured) == 1, captured
     return response, captured[0]
 

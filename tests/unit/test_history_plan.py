@@ -3,8 +3,8 @@ GET /transactions runs is checked on the backend under test."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
+from app.infrastructure.database import recorded_statements
 from tests.helpers import bearer, deposit, login, make_admin, user_with_token
 
 
@@ -23,21 +23,12 @@ def history_statements(app, client):
                 headers=alice_h)
 
     engine = app.container.database().engine
-    captured = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if "FROM ledger_entries" in statement and "ORDER BY" in statement:
-            captured.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with recorded_statements(engine, "FROM ledger_entries", "ORDER BY") as captured:
         first = client.get("/transactions?limit=2", headers=alice_h).get_json()
         cursor = first["next_cursor"]
         assert cursor
         assert client.get(f"/transactions?limit=2&cursor={cursor}", headers=alice_h).status_code == 200
         assert client.get(f"/transactions?limit=2&type=deposit&cursor={cursor}", headers=alice_h).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert len(captured) == 3, captured
     return engine, captured
 
