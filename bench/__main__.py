@@ -107,6 +107,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and level (the median is kept)")
     parser.add_argument("--levels", default="4,16,64", help="concurrency levels")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker for every server (above 1: gunicorn's gthread worker)")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--history-large", type=int, default=1_000_000, help="transactions in the long history")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -152,11 +154,12 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
 
     project_env = {"CREDIT_DATABASE_URL": db_url, "CREDIT_CACHE_URL": REDIS, "CREDIT_INSTANCE_PATH": str(workdir),
                    "CREDIT_SECRET_KEY": settings.secret_key}
-    gunicorn = [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", "127.0.0.1:{port}", "--log-level", "warning", "--no-control-socket"]
+    gunicorn = [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", "127.0.0.1:{port}", "--log-level", "warning",
+                "--no-control-socket", *(["-k", "gthread", "--threads", str(args.threads)] if args.threads > 1 else [])]
     out: dict = {"seeding_seconds": round(seeding_s, 1)}
     raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
     with Server([str(BIN / "credit-system"), "serve", "--bind", "127.0.0.1:{port}", "--workers",
-                 str(args.workers)], project_env, workdir / "project.log") as project, \
+                 str(args.workers), "--threads", str(args.threads)], project_env, workdir / "project.log") as project, \
             Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw, \
             Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello:
         token = requests.post(project.url + "/auth/login",

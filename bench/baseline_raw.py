@@ -6,6 +6,7 @@ entries, commit — what any correct implementation must at least do.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import psycopg
@@ -13,14 +14,15 @@ from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 _DSN = os.environ["BENCH_RAW_DSN"]
-_conn: psycopg.Connection | None = None
+_local = threading.local()
 
 
 def connection() -> psycopg.Connection:
-    global _conn  # one connection per (sync) worker process
-    if _conn is None or _conn.closed:
-        _conn = psycopg.connect(_DSN)
-    return _conn
+    """One connection per worker thread (a sync worker has one thread; gthread, several)."""
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed:
+        conn = _local.conn = psycopg.connect(_DSN)
+    return conn
 
 
 @app.post("/transfer")
