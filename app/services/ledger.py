@@ -61,7 +61,7 @@ class Leg:
 
 
 # The hot path's statements, built once: constructing and cache-keying a statement costs
-# several times what executing it does (bench/: ~380 us against ~85 us of CPU each).
+# several times what executing it does (measured: ~380 us against ~85 us of CPU each).
 _accounts, _transactions, _entries = Account.__table__, Transaction.__table__, LedgerEntry.__table__
 _users = User.__table__
 _CREDIT = (update(_accounts)
