@@ -109,6 +109,8 @@ def main() -> int:
             per_request.append((time.process_time() - started) / batch)
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(lambda: [request() for _ in range(batch)])
+        if os.environ.get("PROFILE_DUMP"):
+            profiler.dump_stats(os.environ["PROFILE_DUMP"])
         app.module_manager.shutdown()
 
     print(f"{args.scenario}: {statistics.median(per_request) * 1e6:.0f} us CPU per request "

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.infrastructure.statements import Precompiled
 from app.infrastructure.tables import IdempotencyKey
 from app.services.errors import IdempotencyKeyReused
 
@@ -38,7 +39,7 @@ class Outcome:
 _keys = IdempotencyKey.__table__
 _MATCHES = (_keys.c.user_id == bindparam("owner"), _keys.c.key == bindparam("idempotency_key"))
 _FIND = select(_keys.c.request_hash, _keys.c.status_code, _keys.c.response_body, _keys.c.expires_at).where(*_MATCHES)
-_INSERT = insert(_keys)
+_INSERT = Precompiled(insert(_keys), column_keys=[c.key for c in _keys.c])
 _TAKE_OVER = update(_keys).where(*_MATCHES, _keys.c.expires_at <= bindparam("now", type_=_keys.c.expires_at.type))
 
 
@@ -76,7 +77,7 @@ class IdempotencyStore:
                                                       "now": now, **values})
             if taken_over.rowcount == 1:
                 return
-        session.execute(_INSERT, {"user_id": request.user_id, "key": request.key, **values})
+        _INSERT.execute(session, {"user_id": request.user_id, "key": request.key, **values})
 
     @staticmethod
     def purge_expired(session: Session) -> int:
