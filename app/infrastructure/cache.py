@@ -3,6 +3,7 @@ so every operation degrades to a miss or a no-op when the backend is unreachable
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -176,6 +177,12 @@ class RedisCache(ReadAhead):
     background thread deletes it from Redis as soon as Redis answers. After a failure the
     cache is also skipped for `backoff` seconds, so a stalled Redis costs a request one
     timeout, not one per cache call.
+
+    Request-path commands go over a connection each thread keeps (`_call`), not through the
+    client's pool: a pool checkout and return, the retry wrapper and the telemetry hooks
+    cost more CPU than the round trip itself (measured: 65 us for an MGET through the
+    client against 44 us on a kept connection; 82 us against 44 us for the script call).
+    Retrying is the wrong reflex here anyway: a failed call is a miss plus backoff.
     """
 
     backend = "redis"
@@ -186,6 +193,8 @@ class RedisCache(ReadAhead):
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            decode_responses=True, health_check_interval=10)
         self._set_if_newer = self.client.register_script(_SET_IF_NEWER)
+        self._local = threading.local()
+        self._connections: list[redis.Connection] = []
         self._last_warning = 0.0
         self._backoff = backoff
         self._skip_until = 0.0
@@ -194,6 +203,24 @@ class RedisCache(ReadAhead):
         self._lock = threading.Lock()
         self._resync_thread: threading.Thread | None = None
         self._closed = threading.Event()
+
+    def _connection(self) -> redis.Connection:
+        """This thread's connection (connected on first use, and again after an error);
+        a forked child makes its own rather than share its parent's socket."""
+        kept = getattr(self._local, "kept", None)
+        if kept is None or kept[0] != os.getpid():
+            pool = self.client.connection_pool
+            kept = self._local.kept = (os.getpid(), pool.connection_class(**pool.connection_kwargs))
+            with self._lock:
+                self._connections.append(kept[1])
+        return kept[1]
+
+    def _call(self, *args):
+        """One command and its reply; on a socket error or timeout redis-py drops the
+        connection, so the next call reconnects instead of reading a stale reply."""
+        connection = self._connection()
+        connection.send_command(*args)
+        return connection.read_response()
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -249,7 +276,7 @@ class RedisCache(ReadAhead):
         if self._skipping() or key in self._unsynced:
             return None
         try:
-            return self.client.get(key)
+            return self._call("GET", key)
         except redis.RedisError as exc:
             self._failed(exc)
             return None
@@ -262,7 +289,7 @@ class RedisCache(ReadAhead):
         else:
             try:
                 values = [None if key in self._unsynced else value
-                          for key, value in zip(wanted, self.client.mget(wanted))]
+                          for key, value in zip(wanted, self._call("MGET", *wanted))]
             except redis.RedisError as exc:
                 self._failed(exc)
                 values = [None] * len(wanted)
@@ -274,7 +301,7 @@ class RedisCache(ReadAhead):
         if self._skipping():
             return self._remember((key,))
         try:
-            self.client.set(key, value, px=int(ttl * 1000))
+            self._call("SET", key, value, "PX", int(ttl * 1000))
         except redis.RedisError as exc:
             self._failed(exc, (key,))
 
@@ -287,11 +314,14 @@ class RedisCache(ReadAhead):
         self._forget(keys)
         if self._skipping():
             return self._remember(keys)
-        args: list = [int(ttl * 1000)]
+        args: list = [len(keys), *keys, int(ttl * 1000)]
         for _, version, value in items:
             args += [version, value]
         try:
-            self._set_if_newer(keys=list(keys), args=args)
+            try:
+                self._call("EVALSHA", self._set_if_newer.sha, *args)
+            except redis.exceptions.NoScriptError:  # a restarted or flushed Redis: EVAL loads it again
+                self._call("EVAL", _SET_IF_NEWER, *args)
         except redis.RedisError as exc:
             self._failed(exc, keys)
 
@@ -302,7 +332,7 @@ class RedisCache(ReadAhead):
         if self._skipping():
             return self._remember(keys)
         try:
-            self.client.delete(*keys)
+            self._call("DEL", *keys)
         except redis.RedisError as exc:
             self._failed(exc, keys)
 
@@ -315,6 +345,10 @@ class RedisCache(ReadAhead):
 
     def close(self) -> None:
         self._closed.set()
+        with self._lock:
+            for connection in self._connections:
+                connection.disconnect()
+            self._connections.clear()
         self.client.close()
 
 

@@ -49,6 +49,20 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
 def configure_logging(level: str = "INFO") -> None:
     """Send every log line through the JSON handler; call from entry points, never at import."""
     logging.config.dictConfig(logging_config(level))
+    skip_unlogged_record_attributes()
+
+
+def skip_unlogged_record_attributes() -> None:
+    """Stop every LogRecord from collecting what these JSON lines never print.
+
+    Finding the caller's file and line walks the stack, and inside a request the stack is
+    deep: measured at about 20 us of the ~50 us an access line cost. The logging HOWTO's
+    "Optimization" section lists these switches for exactly this.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def quiet_request_handler():
