@@ -13,7 +13,8 @@ statement is compiled, not discovered on a wrong value later.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -77,29 +78,86 @@ class Precompiled:
 
     def execute(self, session: Session, params: Mapping[str, Any]) -> list[tuple]:
         """Run once; the rows it returns (for INSERT/UPDATE/DELETE ... RETURNING and SELECT)."""
+        return self.submit(session, params).rows()
+
+    def submit(self, session: Session, params: Mapping[str, Any]) -> Pending:
+        """Send it; inside `batch()` its rows (and any error) arrive when the batch ends."""
         connection = session.connection()
         compiled = self._compiled(connection.dialect)
         parameters = self._driver_parameters(compiled, params)
-        return _run(connection, compiled, parameters, lambda cursor: cursor.execute(compiled.sql, parameters))
+        cursor = connection.connection.cursor()
+        with _sqlalchemy_errors(connection, compiled.sql, parameters, cursor):
+            cursor.execute(compiled.sql, parameters)
+        pending = Pending(connection, cursor, compiled)
+        in_batch = session.info.get(_BATCH)
+        if in_batch is None:
+            pending.finish()  # nothing to share a round trip with: done now
+        else:
+            in_batch.append(pending)
+        return pending
 
-    def execute_many(self, session: Session, params: Sequence[Mapping[str, Any]]) -> None:
-        """Run once per parameter set, in one driver call (executemany)."""
-        connection = session.connection()
-        compiled = self._compiled(connection.dialect)
-        parameters = [self._driver_parameters(compiled, one) for one in params]
-        _run(connection, compiled, parameters, lambda cursor: cursor.executemany(compiled.sql, parameters))
+
+class Pending:
+    """A submitted statement: its rows, once the batch it was sent in is over."""
+
+    def __init__(self, connection: Connection, cursor: Any, compiled: _Compiled) -> None:
+        self._connection, self._cursor, self._compiled = connection, cursor, compiled
+        self._rows: list[tuple] | None = None
+
+    def finish(self) -> None:
+        """Read its rows and release its cursor (SQLite refuses to commit with a statement open)."""
+        if self._rows is not None:
+            return
+        try:
+            with _sqlalchemy_errors(self._connection, self._compiled.sql, None, self._cursor):
+                self._rows = self._cursor.fetchall() if self._compiled.returns_rows else []
+        finally:
+            self._cursor.close()
+
+    def rows(self) -> list[tuple]:
+        self.finish()
+        return self._rows
 
 
-def _run(connection: Connection, compiled: _Compiled, parameters: Any, call: Callable[[Any], Any]) -> list[tuple]:
-    cursor = connection.connection.cursor()
+_BATCH = "statements.batch"
+
+
+@contextmanager
+def batch(session: Session) -> Iterator[None]:
+    """Statements submitted inside share round trips where the driver allows it.
+
+    On psycopg that is pipeline mode: the transaction's BEGIN and every statement go out
+    together and the results come back together, one round trip instead of one each.
+    Elsewhere each statement simply runs when submitted. Either way, results are read
+    and errors raised (as sqlalchemy.exc errors) when the block ends.
+    """
+    connection = session.connection()
+    pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    pending: list[Pending] = []
+    session.info[_BATCH] = pending
     try:
-        call(cursor)
-        return cursor.fetchall() if compiled.returns_rows else []
-    except connection.dialect.loaded_dbapi.Error as error:
-        # SQLAlchemy's own handling: the sqlalchemy.exc wrapper callers catch, with
-        # parameters hidden as the engine is configured, and on a lost connection the
-        # connection and the pool invalidated, so the next checkout reconnects.
-        connection._handle_dbapi_exception(error, compiled.sql, parameters, cursor, None)
-        raise  # not reached: the handler always raises
+        with _sqlalchemy_errors(connection, "-- pipelined statements", None, None), pipeline():
+            yield
+        for one in pending:
+            one.finish()
     finally:
-        cursor.close()
+        del session.info[_BATCH]
+        for one in pending:
+            one._cursor.close()
+
+
+@contextmanager
+def _sqlalchemy_errors(connection: Connection, sql: str, parameters: Any, cursor: Any) -> Iterator[None]:
+    """Driver errors through SQLAlchemy's own handling: the sqlalchemy.exc wrapper callers
+    catch, parameters hidden as the engine is configured, and on a lost connection the
+    connection and the pool invalidated, so the next checkout reconnects."""
+    try:
+        yield
+    except connection.dialect.loaded_dbapi.Error as error:
+        if cursor is not None:
+            cursor.close()
+        connection._handle_dbapi_exception(error, sql, parameters, cursor, None)
+        raise  # not reached: the handler always raises

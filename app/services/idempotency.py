@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.infrastructure.statements import Precompiled
+from app.infrastructure.statements import Pending, Precompiled
 from app.infrastructure.tables import IdempotencyKey
 from app.services.errors import IdempotencyKeyReused
 
@@ -70,14 +70,23 @@ class IdempotencyStore:
         expired, for the same reason.
         """
         now = datetime.now(UTC)
-        values = {"request_hash": request.fingerprint, "status_code": outcome.status,
-                  "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
+        values = self._values(request, outcome, now)
         if take_over:
             taken_over = session.execute(_TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key,
                                                       "now": now, **values})
             if taken_over.rowcount == 1:
                 return
-        _INSERT.execute(session, {"user_id": request.user_id, "key": request.key, **values})
+        self.submit(session, request, outcome, now).rows()
+
+    def submit(self, session: Session, request: IdempotencyRequest, outcome: Outcome,
+               now: datetime | None = None) -> Pending:
+        """save()'s plain insert, sent without waiting for it (so it can ride in a batch)."""
+        values = self._values(request, outcome, now or datetime.now(UTC))
+        return _INSERT.submit(session, {"user_id": request.user_id, "key": request.key, **values})
+
+    def _values(self, request: IdempotencyRequest, outcome: Outcome, now: datetime) -> dict:
+        return {"request_hash": request.fingerprint, "status_code": outcome.status,
+                "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
 
     @staticmethod
     def purge_expired(session: Session) -> int:

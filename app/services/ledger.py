@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, exists, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database import Database, UnitOfWork
-from app.infrastructure.statements import Precompiled
+from app.infrastructure.statements import Precompiled, batch
 from app.infrastructure.tables import Account, LedgerEntry, Transaction, User, utcnow
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.errors import (AlreadyReversed, DomainError, IdempotencyConflict, InsufficientFunds, NotFound,
@@ -78,15 +78,23 @@ _WALLET_UPDATE = {(False, False): Precompiled(_CREDIT), (True, False): Precompil
                   (False, True): Precompiled(_CREDIT.where(_OWNER_ACTIVE)),
                   (True, True): Precompiled(_DEBIT.where(_OWNER_ACTIVE))}
 _INSERT_TRANSACTION = Precompiled(insert(_transactions), column_keys=[c.key for c in _transactions.c])
-_ENTRY_COLUMNS = ("transaction_id", "account_id", "amount", "tx_type", "created_at")
+_ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at")
 
 
-@lru_cache(maxsize=8)
-def _insert_entries(legs: int) -> Precompiled:
-    """One INSERT of `legs` rows (a posting has two legs, a reversal as many as it undoes)."""
+@lru_cache(maxsize=32)
+def _insert_entries(by_owner: tuple[bool, ...]) -> Precompiled:
+    """One INSERT of all of a posting's legs. A leg marked by_owner names its wallet by user
+    (`owner_<n>`), for a pipelined posting that sends this before the wallet ids are known."""
+    def account(leg: int, owner: bool):
+        if not owner:
+            return bindparam(f"account_id_{leg}", type_=_entries.c.account_id.type)
+        return (select(_accounts.c.id).where(_accounts.c.user_id == bindparam(f"owner_{leg}"),
+                                             _accounts.c.kind == "user").scalar_subquery())
+
     return Precompiled(insert(_entries).values([
-        {column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS}
-        for leg in range(legs)]))
+        {**{column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS},
+         "account_id": account(leg, owner)}
+        for leg, owner in enumerate(by_owner)]))
 
 
 _USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
@@ -97,6 +105,17 @@ _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
 
 class _KeyTaken(Exception):
     """The idempotency key was already recorded when this unit tried to record it."""
+
+
+class _NotInOneGo(Exception):
+    """A pipelined posting did not go through as sent; the unit is run again step by step."""
+
+
+# Set on a unit's session when its operation must post step by step (see Ledger.post).
+_STEP_BY_STEP = "ledger.step_by_step"
+# Set on a unit's session to have a posting sent in one go carry more statements along:
+# a callable given the posting's view, which submits them.
+_ALONG_WITH_POSTING = "ledger.along_with_posting"
 
 
 class Renderer(Protocol):
@@ -137,9 +156,28 @@ class Ledger:
 
     def _run(self, operation, render: Renderer, idempotency: IdempotencyRequest | None,
              take_over: bool) -> Outcome:
+        try:
+            return self._attempt(operation, render, idempotency, take_over, step_by_step=False)
+        except _NotInOneGo:
+            return self._attempt(operation, render, idempotency, take_over, step_by_step=True)
+
+    def _attempt(self, operation, render: Renderer, idempotency: IdempotencyRequest | None,
+                 take_over: bool, step_by_step: bool) -> Outcome:
         with self._db.unit_of_work() as uow:
+            uow.session.info[_STEP_BY_STEP] = step_by_step
+            # The key's record is known as soon as the posting's view is (a first attempt
+            # succeeds or is redone), so it goes out in the posting's round trip.
+            recorded: list[tuple[TransactionView, Outcome]] = []
+            if idempotency and not take_over and not step_by_step:
+                def record(view: TransactionView) -> None:
+                    recorded.append((view, Outcome(201, render.success(view))))
+                    self._idempotency.submit(uow.session, idempotency, recorded[0][1])
+                uow.session.info[_ALONG_WITH_POSTING] = record
             try:
-                outcome = Outcome(201, render.success(operation(uow)))
+                view = operation(uow)
+                if recorded and recorded[0][0] is not view:  # the operation answered something else
+                    raise _NotInOneGo()
+                outcome = recorded[0][1] if recorded else Outcome(201, render.success(view))
             except STORED_REFUSALS as refusal:
                 if idempotency is None:
                     raise
@@ -154,7 +192,7 @@ class Ledger:
                     raise
                 return stored
             try:
-                if idempotency:
+                if idempotency and not recorded:
                     self._idempotency.save(uow.session, idempotency, outcome, take_over)
                 uow.commit()
             except IntegrityError:
@@ -179,26 +217,70 @@ class Ledger:
             raise ValueError("a posting's legs must be non-zero and sum to zero")
         amount = sum(leg.amount for leg in legs if leg.amount > 0)
         session, now = uow.session, utcnow()
+        view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now,
+                               reverses)
+        transaction = {"id": view.id, "type": type, "amount": amount, "from_user_id": from_user_id,
+                       "to_user_id": to_user_id, "description": description, "reverses": reverses,
+                       "created_by": created_by, "created_at": now}
+        entries: dict[str, object] = {}
+        for n, leg in enumerate(legs):
+            entries.update({f"transaction_id_{n}": view.id, f"amount_{n}": leg.amount, f"tx_type_{n}": type,
+                            f"created_at_{n}": now})
+        # Fixed order on the wallet rows: concurrent transfers A->B and B->A cannot deadlock.
+        wallet_legs = sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id)
+        if session.info.get(_STEP_BY_STEP, True):
+            balances = self._post_step_by_step(uow, legs, wallet_legs, now, transaction, entries)
+        else:
+            balances = self._post_in_one_go(uow, view, legs, wallet_legs, now, transaction, entries)
+        uow.after_commit(lambda: self._balances.store_many(balances))
+        return view
+
+    def _post_in_one_go(self, uow: UnitOfWork, view: TransactionView, legs: list[Leg], wallet_legs: list[Leg], now: datetime,
+                        transaction: dict, entries: dict) -> list[Balance]:
+        """Every statement of the posting in one round trip (on PostgreSQL: pipeline mode).
+
+        The wallet updates still run first and in user order, each guarded as in `_apply`,
+        and the entries find their wallets by owner. Whether it all went through is only
+        known afterwards: a refused update or a missing wallet raises _NotInOneGo, the unit
+        rolls back, and the step-by-step posting finds out why and answers for it.
+        """
+        session = uow.session
+        for n, leg in enumerate(legs):
+            if leg.user_id:
+                entries[f"owner_{n}"] = leg.user_id
+            else:
+                entries[f"account_id_{n}"] = leg.account_id
+        try:
+            with batch(session):
+                updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
+                           for leg in wallet_legs]
+                _INSERT_TRANSACTION.submit(session, transaction)
+                _insert_entries(tuple(bool(leg.user_id) for leg in legs)).submit(session, entries)
+                along = session.info.pop(_ALONG_WITH_POSTING, None)
+                if along is not None:
+                    along(view)
+            updated = [(leg, pending.rows()) for leg, pending in updates]
+        except IntegrityError:
+            # An entry without a wallet, an idempotency key already taken, or a race:
+            # the step-by-step run finds out which and answers for it.
+            raise _NotInOneGo() from None
+        if not all(rows for _, rows in updated):
+            raise _NotInOneGo()
+        return [Balance(leg.user_id, balance, now, version) for leg, ((_, balance, version),) in updated]
+
+    def _post_step_by_step(self, uow: UnitOfWork, legs: list[Leg], wallet_legs: list[Leg], now: datetime,
+                           transaction: dict, entries: dict) -> list[Balance]:
         account_of: dict[str, str] = {}
         balances: list[Balance] = []
-        wallet_legs = sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id)
-        # Fixed order on the wallet rows: concurrent transfers A->B and B->A cannot deadlock.
         for leg in wallet_legs:
             account_id, balance = self._apply(uow, leg, wallet_legs, now)
             account_of[leg.user_id] = account_id
             balances.append(balance)
-        view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now,
-                               reverses)
-        _INSERT_TRANSACTION.execute(session, {
-            "id": view.id, "type": type, "amount": amount, "from_user_id": from_user_id, "to_user_id": to_user_id,
-            "description": description, "reverses": reverses, "created_by": created_by, "created_at": now})
-        entries = {}
+        _INSERT_TRANSACTION.execute(uow.session, transaction)
         for n, leg in enumerate(legs):
-            entries.update({f"transaction_id_{n}": view.id, f"account_id_{n}": account_of.get(leg.user_id, leg.account_id),
-                            f"amount_{n}": leg.amount, f"tx_type_{n}": type, f"created_at_{n}": now})
-        _insert_entries(len(legs)).execute(session, entries)
-        uow.after_commit(lambda: self._balances.store_many(balances))
-        return view
+            entries[f"account_id_{n}"] = account_of.get(leg.user_id, leg.account_id)
+        _insert_entries((False,) * len(legs)).execute(uow.session, entries)
+        return balances
 
     def _apply(self, uow: UnitOfWork, leg: Leg, wallet_legs: list[Leg], now: datetime) -> tuple[str, Balance]:
         """Move the leg's amount into (or out of) its wallet, guarded as the leg requires.
@@ -206,9 +288,7 @@ class Ledger:
         The guards ride on the UPDATE itself, so the common case is one statement per
         wallet; only a refused update pays for finding out why.
         """
-        params = {"wallet_user_id": leg.user_id, "delta": leg.amount, "now": now}
-        if leg.amount < 0:
-            params["needed"] = -leg.amount
+        params = _update_params(leg, now)
         statement = _WALLET_UPDATE[(leg.amount < 0, leg.active)]
         result = next(iter(statement.execute(uow.session, params)), None)
         if result is None:
@@ -253,6 +333,13 @@ class Ledger:
         if not transaction_ids:
             return {}
         return dict(uow.session.execute(_REVERSED_BY, {"ids": transaction_ids}).all())
+
+
+def _update_params(leg: Leg, now: datetime) -> dict:
+    params = {"wallet_user_id": leg.user_id, "delta": leg.amount, "now": now}
+    if leg.amount < 0:
+        params["needed"] = -leg.amount
+    return params
 
 
 def with_reversal(view: TransactionView, reversal_id: str | None) -> TransactionView:

@@ -1,0 +1,69 @@
+"""A posting goes out in one go; only one that did not go through as sent is redone step by
+step, and either way the answer and the books are what the step-by-step path alone gives."""
+from __future__ import annotations
+
+import pytest
+
+from app.services.ledger import Ledger
+from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, \
+    user_with_token
+
+
+@pytest.fixture
+def step_by_step_runs(monkeypatch) -> list[str]:
+    """The type of every posting that took the step-by-step path."""
+    runs: list[str] = []
+    original = Ledger._post_step_by_step
+
+    def spy(self, uow, legs, wallet_legs, now, transaction, entries):
+        runs.append(transaction["type"])
+        return original(self, uow, legs, wallet_legs, now, transaction, entries)
+
+    monkeypatch.setattr(Ledger, "_post_step_by_step", spy)
+    return runs
+
+
+@pytest.fixture
+def people(app, client):
+    make_admin(app)
+    admin = bearer(login(client, "admin"))
+    alice, alice_h = user_with_token(client, "alice")
+    bob, _ = user_with_token(client, "bob")
+    return admin, alice, alice_h, bob
+
+
+def transfer(client, headers, source, target, amount, key=None):
+    extra = {"Idempotency-Key": key} if key else {}
+    return client.post("/transactions", json={"from_user_id": source["id"], "to_user_id": target["id"],
+                                              "amount": amount}, headers={**headers, **extra})
+
+
+def test_postings_that_go_through_are_sent_in_one_go(client, people, step_by_step_runs):
+    admin, alice, alice_h, bob = people
+    deposit(client, admin, alice["id"], 100)
+    assert transfer(client, alice_h, alice, bob, 30, key="k1").status_code == 201
+    assert client.post("/wallet/withdraw", json={"user_id": alice["id"], "amount": 5},
+                       headers=alice_h).status_code == 201
+    assert step_by_step_runs == []
+    assert balance_of(client, admin, alice["id"]) == 65 and balance_of(client, admin, bob["id"]) == 30
+
+
+def test_a_refused_posting_is_redone_step_by_step_and_leaves_nothing(app, client, people, step_by_step_runs):
+    admin, alice, alice_h, bob = people
+    deposit(client, admin, alice["id"], 10)
+    before = ledger_snapshot(app)
+    refused = transfer(client, alice_h, alice, bob, 11, key="k2")
+    assert assert_error(refused, 409, "insufficient_funds")["details"] == {"balance": 10, "requested": 11}
+    assert step_by_step_runs == ["transfer"]
+    # Only the stored refusal was written; the attempt sent in one go left no trace.
+    assert ledger_snapshot(app) == {**before, "idempotency_keys": before["idempotency_keys"] + 1}
+
+
+def test_a_replayed_key_answers_from_the_record_and_moves_money_once(app, client, people, step_by_step_runs):
+    admin, alice, alice_h, bob = people
+    deposit(client, admin, alice["id"], 100)
+    first = transfer(client, alice_h, alice, bob, 40, key="same")
+    again = transfer(client, alice_h, alice, bob, 40, key="same")
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    assert balance_of(client, admin, alice["id"]) == 60 and balance_of(client, admin, bob["id"]) == 40
