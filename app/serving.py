@@ -1,6 +1,7 @@
 """gunicorn with sensible defaults; each worker builds its own app after the fork."""
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
@@ -56,6 +57,17 @@ def _worker_exit(server, worker) -> None:
         manager.shutdown()
 
 
+def _post_worker_init(worker) -> None:
+    """Freeze what the app built at start-up out of the garbage collector's reach.
+
+    Start-up leaves ~125,000 tracked objects (SQLAlchemy, marshmallow, the routes) that
+    live as long as the worker; every full collection walked them all, a ~60 ms pause
+    landing on whichever request triggered it. Frozen, a full collection only sees
+    objects made since.
+    """
+    gc.freeze()
+
+
 def _child_exit(server, worker) -> None:
     """Drop a dead worker's live gauges from the shared metrics directory (its counters stay)."""
     from prometheus_client import multiprocess
@@ -97,6 +109,7 @@ def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int,
         # gunicorn's control socket has one default path per user: several servers on one
         # host (scale-out, tests) would fight over it, and nothing here uses gunicornc.
         "control_socket_disable": True,
+        "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         "child_exit": _child_exit,
         "accesslog": None,  # the app writes one JSON access line per request (app.access)

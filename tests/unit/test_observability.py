@@ -269,3 +269,16 @@ def test_gunicorn_marks_dead_workers_and_logs_json():
     options = gunicorn_options("127.0.0.1:0", 2, 1, 30, "warning")
     assert callable(options["child_exit"]) and options["loglevel"] == "warning"
     assert options["logconfig_dict"] == logging_config("warning")
+
+
+def test_each_worker_freezes_what_start_up_built_out_of_the_collectors_reach():
+    import gc
+
+    options = gunicorn_options("127.0.0.1:0", 2, 1, 30, "warning")
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        options["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() > 100_000 / 10  # this test process's modules and objects, at least
+    finally:
+        gc.unfreeze()
