@@ -36,7 +36,7 @@ class Outcome:
 
 
 # Built once: these run on every keyed money movement.
-_keys = IdempotencyKey.__table__
+RECORDS = _keys = IdempotencyKey.__table__
 _MATCHES = (_keys.c.user_id == bindparam("owner"), _keys.c.key == bindparam("idempotency_key"))
 _FIND = select(_keys.c.request_hash, _keys.c.status_code, _keys.c.response_body, _keys.c.expires_at).where(*_MATCHES)
 _INSERT = Precompiled(insert(_keys), column_keys=[c.key for c in _keys.c])
@@ -76,13 +76,17 @@ class IdempotencyStore:
                                                       "now": now, **values})
             if taken_over.rowcount == 1:
                 return
-        self.submit(session, request, outcome, now).rows()
+        self.submit(session, self.record(request, outcome, now)).rows()
 
-    def submit(self, session: Session, request: IdempotencyRequest, outcome: Outcome,
-               now: datetime | None = None) -> Pending:
-        """save()'s plain insert, sent without waiting for it (so it can ride in a batch)."""
+    def record(self, request: IdempotencyRequest, outcome: Outcome, now: datetime | None = None) -> dict:
+        """The row save() inserts, column by column (for a caller that sends it itself)."""
         values = self._values(request, outcome, now or datetime.now(UTC))
-        return _INSERT.submit(session, {"user_id": request.user_id, "key": request.key, **values})
+        return {"user_id": request.user_id, "key": request.key, **values}
+
+    @staticmethod
+    def submit(session: Session, record: dict) -> Pending:
+        """save()'s plain insert of a record(), sent without waiting for it (it can ride in a batch)."""
+        return _INSERT.submit(session, record)
 
     def _values(self, request: IdempotencyRequest, outcome: Outcome, now: datetime) -> dict:
         return {"request_hash": request.fingerprint, "status_code": outcome.status,

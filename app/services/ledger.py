@@ -23,7 +23,7 @@ from app.infrastructure.tables import Account, LedgerEntry, Transaction, User, u
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.errors import (AlreadyReversed, DomainError, IdempotencyConflict, InsufficientFunds, NotFound,
                                  ValidationFailed)
-from app.services.idempotency import IdempotencyRequest, IdempotencyStore, Outcome
+from app.services.idempotency import RECORDS, IdempotencyRequest, IdempotencyStore, Outcome
 
 # Refusals that are business outcomes: stored under an idempotency key and replayed as-is.
 STORED_REFUSALS = (InsufficientFunds, AlreadyReversed)
@@ -97,6 +97,23 @@ def _insert_entries(by_owner: tuple[bool, ...]) -> Precompiled:
         for leg, owner in enumerate(by_owner)]))
 
 
+@lru_cache(maxsize=64)
+def _posting_statement(is_debit: bool, active: bool, by_owner: tuple[bool, ...], with_record: bool) -> Precompiled:
+    """PostgreSQL: one wallet's guarded update, the transaction, its entries and (with_record)
+    the idempotency record, as one statement of data-modifying CTEs; returns the wallet's
+    row, or nothing if the update was refused. Parameters: the wallet update's, the
+    entries', and the transaction's and the record's columns prefixed tx_ and key_."""
+    def values(table, prefix: str) -> dict:
+        return {c.key: bindparam(f"{prefix}{c.key}", type_=c.type) for c in table.c}
+
+    wallet = _WALLET_UPDATE[(is_debit, active)].statement.cte("wallet")
+    parts = [insert(_transactions).values(values(_transactions, "tx_")).cte("new_transaction"),
+             _insert_entries(by_owner).statement.cte("new_entries")]
+    if with_record:
+        parts.append(insert(RECORDS).values(values(RECORDS, "key_")).cte("new_record"))
+    return Precompiled(select(wallet.c.id, wallet.c.balance, wallet.c.version).add_cte(*parts))
+
+
 _USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
 _WALLET = select(Account).where(Account.user_id == bindparam("user_id"))
 _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
@@ -113,8 +130,8 @@ class _NotInOneGo(Exception):
 
 # Set on a unit's session when its operation must post step by step (see Ledger.post).
 _STEP_BY_STEP = "ledger.step_by_step"
-# Set on a unit's session to have a posting sent in one go carry more statements along:
-# a callable given the posting's view, which submits them.
+# Set on a unit's session to have a posting sent in one go carry its idempotency record
+# along: a callable given the posting's view, which returns the record.
 _ALONG_WITH_POSTING = "ledger.along_with_posting"
 
 
@@ -169,9 +186,9 @@ class Ledger:
             # succeeds or is redone), so it goes out in the posting's round trip.
             recorded: list[tuple[TransactionView, Outcome]] = []
             if idempotency and not take_over and not step_by_step:
-                def record(view: TransactionView) -> None:
+                def record(view: TransactionView) -> dict:
                     recorded.append((view, Outcome(201, render.success(view))))
-                    self._idempotency.submit(uow.session, idempotency, recorded[0][1])
+                    return self._idempotency.record(idempotency, recorded[0][1])
                 uow.session.info[_ALONG_WITH_POSTING] = record
             try:
                 view = operation(uow)
@@ -245,20 +262,34 @@ class Ledger:
         rolls back, and the step-by-step posting finds out why and answers for it.
         """
         session = uow.session
+        by_owner = tuple(bool(leg.user_id) for leg in legs)
         for n, leg in enumerate(legs):
             if leg.user_id:
                 entries[f"owner_{n}"] = leg.user_id
             else:
                 entries[f"account_id_{n}"] = leg.account_id
+        along = session.info.pop(_ALONG_WITH_POSTING, None)
+        record = along(view) if along is not None else None
         try:
             with batch(session):
-                updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
-                           for leg in wallet_legs]
-                _INSERT_TRANSACTION.submit(session, transaction)
-                _insert_entries(tuple(bool(leg.user_id) for leg in legs)).submit(session, entries)
-                along = session.info.pop(_ALONG_WITH_POSTING, None)
-                if along is not None:
-                    along(view)
+                if session.bind.dialect.name == "postgresql" and wallet_legs:
+                    # All but the last wallet update on their own (so row locks are still
+                    # taken in user order), the rest in one statement: five statements become two.
+                    *firsts, last = wallet_legs
+                    updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
+                               for leg in firsts]
+                    params = {**_update_params(last, now), **entries,
+                              **{f"tx_{name}": value for name, value in transaction.items()},
+                              **({f"key_{name}": value for name, value in record.items()} if record else {})}
+                    updates.append((last, _posting_statement(last.amount < 0, last.active, by_owner, record is not None
+                                                             ).submit(session, params)))
+                else:
+                    updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
+                               for leg in wallet_legs]
+                    _INSERT_TRANSACTION.submit(session, transaction)
+                    _insert_entries(by_owner).submit(session, entries)
+                    if record is not None:
+                        self._idempotency.submit(session, record)
             updated = [(leg, pending.rows()) for leg, pending in updates]
         except IntegrityError:
             # An entry without a wallet, an idempotency key already taken, or a race:
