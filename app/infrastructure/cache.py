@@ -219,8 +219,16 @@ class RedisCache(ReadAhead):
         """One command and its reply; on a socket error or timeout redis-py drops the
         connection, so the next call reconnects instead of reading a stale reply."""
         connection = self._connection()
-        connection.send_command(*args)
-        return connection.read_response()
+        try:
+            connection.send_command(*args)
+            return connection.read_response()
+        except redis.ConnectionError:
+            # A kept connection outlives a Redis restart and the first use after one finds
+            # it closed: that is not Redis being down, so reconnect and send it once more
+            # (every command here is safe to repeat). A Redis really down fails again, fast.
+            connection.disconnect()
+            connection.send_command(*args)
+            return connection.read_response()
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
