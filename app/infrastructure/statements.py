@@ -2,7 +2,7 @@
 
 `session.execute(statement, params)` costs about 60-70 us of CPU per call on top of the
 driver (cache key, execution context, result metadata), several times what the driver
-itself spends. A money movement runs five such statements, so the ledger runs its own
+itself spends, and a money movement is several statements; so the ledger runs its own
 through `Precompiled`: the SQL text, parameter order and type conversions are worked out
 once per dialect from SQLAlchemy's own compiler and type system, and each run does only
 what must happen per call. It runs inside the session's transaction, on its connection,
@@ -52,7 +52,8 @@ class Precompiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=self._column_keys)
         # Python-side column defaults are computed by SQLAlchemy's execution context, which
         # this path skips: every value must come from the caller or the statement.
-        missing = [c.key for c in (*getattr(compiled, "insert_prefetch", ()), *getattr(compiled, "update_prefetch", ()))]
+        prefetched = (*getattr(compiled, "insert_prefetch", ()), *getattr(compiled, "update_prefetch", ()))
+        missing = [column.key for column in prefetched]
         if missing or any(bind.expanding for bind in compiled.binds.values()):
             raise TypeError(f"statement needs per-run work SQLAlchemy does (defaults for {missing} or "
                             "expanding parameters); run it through the session")

@@ -252,14 +252,16 @@ class Ledger:
         uow.after_commit(lambda: self._balances.store_many(balances))
         return view
 
-    def _post_in_one_go(self, uow: UnitOfWork, view: TransactionView, legs: list[Leg], wallet_legs: list[Leg], now: datetime,
-                        transaction: dict, entries: dict) -> list[Balance]:
-        """Every statement of the posting in one round trip (on PostgreSQL: pipeline mode).
+    def _post_in_one_go(self, uow: UnitOfWork, view: TransactionView, legs: list[Leg], wallet_legs: list[Leg],
+                        now: datetime, transaction: dict, entries: dict) -> list[Balance]:
+        """The whole posting, with the unit's idempotency record if it has one, in one
+        round trip (PostgreSQL: pipeline mode) and on PostgreSQL in two statements.
 
-        The wallet updates still run first and in user order, each guarded as in `_apply`,
+        The wallet updates still come first and in user order, each guarded as in `_apply`,
         and the entries find their wallets by owner. Whether it all went through is only
-        known afterwards: a refused update or a missing wallet raises _NotInOneGo, the unit
-        rolls back, and the step-by-step posting finds out why and answers for it.
+        known afterwards: a refused update, a missing wallet or a key already taken raises
+        _NotInOneGo, the unit rolls back, and the step-by-step posting finds out why and
+        answers for it.
         """
         session = uow.session
         by_owner = tuple(bool(leg.user_id) for leg in legs)
@@ -270,22 +272,24 @@ class Ledger:
                 entries[f"account_id_{n}"] = leg.account_id
         along = session.info.pop(_ALONG_WITH_POSTING, None)
         record = along(view) if along is not None else None
+
+        def update(leg: Leg):
+            return leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now))
+
         try:
             with batch(session):
                 if session.bind.dialect.name == "postgresql" and wallet_legs:
-                    # All but the last wallet update on their own (so row locks are still
-                    # taken in user order), the rest in one statement: five statements become two.
+                    # The last wallet's update rides in the statement with the inserts:
+                    # one row lock per statement, so they are still taken in user order.
                     *firsts, last = wallet_legs
-                    updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
-                               for leg in firsts]
+                    updates = [update(leg) for leg in firsts]
                     params = {**_update_params(last, now), **entries,
                               **{f"tx_{name}": value for name, value in transaction.items()},
-                              **({f"key_{name}": value for name, value in record.items()} if record else {})}
-                    updates.append((last, _posting_statement(last.amount < 0, last.active, by_owner, record is not None
-                                                             ).submit(session, params)))
+                              **{f"key_{name}": value for name, value in (record or {}).items()}}
+                    statement = _posting_statement(last.amount < 0, last.active, by_owner, record is not None)
+                    updates.append((last, statement.submit(session, params)))
                 else:
-                    updates = [(leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
-                               for leg in wallet_legs]
+                    updates = [update(leg) for leg in wallet_legs]
                     _INSERT_TRANSACTION.submit(session, transaction)
                     _insert_entries(by_owner).submit(session, entries)
                     if record is not None:
