@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import bindparam, exists, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app.infrastructure.database import Database, UnitOfWork
 from app.infrastructure.statements import Precompiled, batch
@@ -295,9 +295,10 @@ class Ledger:
                     if record is not None:
                         self._idempotency.submit(session, record)
             updated = [(leg, pending.rows()) for leg, pending in updates]
-        except IntegrityError:
-            # An entry without a wallet, an idempotency key already taken, or a race:
-            # the step-by-step run finds out which and answers for it.
+        except (IntegrityError, DataError):
+            # An entry without a wallet, an id longer than any stored (an unknown user),
+            # a key already taken, or a race: the step-by-step run, which checks before it
+            # writes, finds out which and answers for it.
             raise _NotInOneGo() from None
         if not all(rows for _, rows in updated):
             raise _NotInOneGo()

@@ -67,3 +67,20 @@ def test_a_replayed_key_answers_from_the_record_and_moves_money_once(app, client
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
     assert balance_of(client, admin, alice["id"]) == 60 and balance_of(client, admin, bob["id"]) == 40
+
+
+@pytest.mark.parametrize("field", ["to_user_id", "user_id"])
+def test_an_id_longer_than_any_stored_is_an_unknown_user_not_an_error(app, client, people, field):
+    """Sent in one go, such an id reaches an INSERT before anything refuses it (PostgreSQL
+    then rejects the value itself); it must still be the 404 the step-by-step path gives."""
+    admin, alice, alice_h, bob = people
+    deposit(client, admin, alice["id"], 100)
+    before = ledger_snapshot(app)
+    stranger = "0" * 63
+    if field == "to_user_id":
+        response = transfer(client, alice_h, alice, {"id": stranger}, 10, key="long-id")
+    else:
+        response = client.post("/wallet/deposit", json={"user_id": stranger, "amount": 10},
+                               headers={**admin, "Idempotency-Key": "long-id"})
+    assert_error(response, 404, "not_found")
+    assert ledger_snapshot(app) == before
