@@ -182,7 +182,8 @@ class RedisCache(ReadAhead):
     client's pool: a pool checkout and return, the retry wrapper and the telemetry hooks
     cost more CPU than the round trip itself (measured: 65 us for an MGET through the
     client against 44 us on a kept connection; 82 us against 44 us for the script call).
-    Retrying is the wrong reflex here anyway: a failed call is a miss plus backoff.
+    The only retry is the one `_call` makes on a connection Redis had already dropped;
+    otherwise a failed call is a miss plus backoff.
     """
 
     backend = "redis"

@@ -119,6 +119,10 @@ class Pending:
         self.finish()
         return self._rows
 
+    def close(self) -> None:
+        """Release its cursor without reading it (a batch that failed)."""
+        self._cursor.close()
+
 
 _BATCH = "statements.batch"
 
@@ -129,8 +133,8 @@ def batch(session: Session) -> Iterator[None]:
 
     On psycopg that is pipeline mode: the transaction's BEGIN and every statement go out
     together and the results come back together, one round trip instead of one each.
-    Elsewhere each statement simply runs when submitted. Either way, results are read
-    and errors raised (as sqlalchemy.exc errors) when the block ends.
+    Elsewhere each statement runs, and raises, when submitted. Either way read results
+    after the block; errors arrive as sqlalchemy.exc errors.
     """
     connection = session.connection()
     pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
@@ -147,7 +151,7 @@ def batch(session: Session) -> Iterator[None]:
     finally:
         del session.info[_BATCH]
         for one in pending:
-            one._cursor.close()
+            one.close()
 
 
 @contextmanager
