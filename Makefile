@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CREDIT_TEST_BACKEND ?= sqlite
 
-.PHONY: run test test-integration fuzz check bench clean
+.PHONY: run test test-integration fuzz check lint format bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ FUZZ_SEED ?= 20240601
 fuzz: $(STAMP)
 	CREDIT_TEST_BACKEND=$(CREDIT_TEST_BACKEND) CREDIT_FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) CREDIT_FUZZ_SEED=$(FUZZ_SEED) \
 		$(BIN)/python -m pytest tests/e2e/test_schemathesis.py -s $(PYTEST_ARGS)
+
+# Style and static checks (CI runs these).
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 check: $(STAMP)
 	$(BIN)/credit-system check

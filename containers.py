@@ -3,11 +3,12 @@
 Only declarations live here. Nothing is built at import time; create_app() reads the
 graph, checks it, and then builds modules in load order.
 """
+
 from dependency_injector import containers, providers
 
 from app.http.api import CreditApi
-from app.infrastructure.cache import build_cache
 from app.http.guard import AccessGuard
+from app.infrastructure.cache import build_cache
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
@@ -44,12 +45,21 @@ class Container(containers.DeclarativeContainer):
     passwords = providers.Singleton(Passwords)
     tokens = providers.Singleton(Tokens, secret_key=config.secret_key, ttl_seconds=config.token_ttl)
     auth_state = providers.Singleton(AuthStateCache, cache=cache)
-    login_throttle = providers.Singleton(LoginThrottle, storage_url=config.cache_url,
-                                         max_failures=config.login_max_failures,
-                                         window_seconds=config.login_window_seconds)
+    login_throttle = providers.Singleton(
+        LoginThrottle,
+        storage_url=config.cache_url,
+        max_failures=config.login_max_failures,
+        window_seconds=config.login_window_seconds,
+    )
     user_service = providers.Singleton(UserService, database=database, passwords=passwords, auth_state=auth_state)
-    auth_service = providers.Singleton(AuthService, database=database, passwords=passwords, tokens=tokens,
-                                       throttle=login_throttle, auth_state=auth_state)
+    auth_service = providers.Singleton(
+        AuthService,
+        database=database,
+        passwords=passwords,
+        tokens=tokens,
+        throttle=login_throttle,
+        auth_state=auth_state,
+    )
     access_guard = providers.Singleton(AccessGuard, auth=auth_service)
 
     # -- the ledger ----------------------------------------------------------------------
@@ -61,10 +71,17 @@ class Container(containers.DeclarativeContainer):
 
     # -- modules ----------------------------------------------------------------------
     connection_api = providers.Singleton(ConnectionApiModule, database=database, cache=cache, api=api)
-    user_management = providers.Singleton(UserManagementModule, connection_api=connection_api, users=user_service,
-                                          auth=auth_service, guard=access_guard, throttle=login_throttle)
-    wallet_module = providers.Singleton(WalletModule, connection_api=connection_api, user_management=user_management,
-                                        wallets=wallet_service)
+    user_management = providers.Singleton(
+        UserManagementModule,
+        connection_api=connection_api,
+        users=user_service,
+        auth=auth_service,
+        guard=access_guard,
+        throttle=login_throttle,
+    )
+    wallet_module = providers.Singleton(
+        WalletModule, connection_api=connection_api, user_management=user_management, wallets=wallet_service
+    )
     transactions_module = providers.Singleton(
         TransactionsModule,
         connection_api=connection_api,

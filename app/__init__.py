@@ -1,4 +1,5 @@
 """Credit System: create_app() builds the container, checks the module graph and serves."""
+
 from __future__ import annotations
 
 import logging

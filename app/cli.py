@@ -1,4 +1,5 @@
 """The `credit-system` command line."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,11 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except DBAPIError as exc:
-            hint = " (has `credit-system db upgrade` been run?)" if "no such table" in str(exc.orig) or \
-                "does not exist" in str(exc.orig) else ""
+            hint = (
+                " (has `credit-system db upgrade` been run?)"
+                if "no such table" in str(exc.orig) or "does not exist" in str(exc.orig)
+                else ""
+            )
             raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}{hint}") from None
 
 
@@ -140,18 +144,24 @@ def ledger_verify() -> None:
         report = LedgerVerifier(container.database()).verify()
     finally:
         container.database().dispose()
-    click.echo(f"transactions: {report.transactions}, wallets: {report.wallets}, "
-               f"issued: {report.issued}, redeemed: {report.redeemed}, held in wallets: {report.total_balance}")
-    problems = [("unbalanced transaction", report.unbalanced_transactions),
-                ("transaction without entries", report.transactions_without_entries),
-                ("stored balance differs from entries", report.wrong_balances),
-                ("negative balance", report.negative_balances)]
+    click.echo(
+        f"transactions: {report.transactions}, wallets: {report.wallets}, "
+        f"issued: {report.issued}, redeemed: {report.redeemed}, held in wallets: {report.total_balance}"
+    )
+    problems = [
+        ("unbalanced transaction", report.unbalanced_transactions),
+        ("transaction without entries", report.transactions_without_entries),
+        ("stored balance differs from entries", report.wrong_balances),
+        ("negative balance", report.negative_balances),
+    ]
     for label, items in problems:
         for item in items:
             click.echo(f"{label}: {item}")
     if report.total_balance != report.issued - report.redeemed:
-        click.echo(f"money not conserved: wallets hold {report.total_balance}, "
-                   f"issued - redeemed = {report.issued - report.redeemed}")
+        click.echo(
+            f"money not conserved: wallets hold {report.total_balance}, "
+            f"issued - redeemed = {report.issued - report.redeemed}"
+        )
     if not report.ok:
         sys.exit(1)
     click.echo("ledger ok")
@@ -202,8 +212,13 @@ def check() -> None:
 
 
 @main.command()
-@click.option("--graph", "graph_format", type=click.Choice(["dot", "mermaid"]), default=None,
-              help="Print the dependency graph instead of the table.")
+@click.option(
+    "--graph",
+    "graph_format",
+    type=click.Choice(["dot", "mermaid"]),
+    default=None,
+    help="Print the dependency graph instead of the table.",
+)
 def modules(graph_format: str | None) -> None:
     """Modules, their status, dependencies and load order."""
     from app import build_container

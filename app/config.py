@@ -1,4 +1,5 @@
 """Settings from environment variables, optionally layered on a YAML file (CREDIT_CONFIG)."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,14 @@ def _dev_secret(instance: Path) -> str:
     return key
 
 
-_INT_KEYS = {"token_ttl", "login_max_failures", "login_window_seconds", "idempotency_ttl_seconds",
-             "balance_cache_seconds", "max_body_bytes"}
+_INT_KEYS = {
+    "token_ttl",
+    "login_max_failures",
+    "login_window_seconds",
+    "idempotency_ttl_seconds",
+    "balance_cache_seconds",
+    "max_body_bytes",
+}
 _FLOAT_KEYS = {"health_timeout", "health_cache_seconds"}
 
 
@@ -104,6 +111,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         raise ConfigError(f"bad numeric configuration value: {exc}") from exc
     if raw.get("token_ttl", 1) <= 0:
         raise ConfigError("CREDIT_TOKEN_TTL must be positive")
-    if not str(raw["cache_url"] if "cache_url" in raw else "memory://").startswith(("memory://", "redis://", "rediss://")):
+    if not str(raw["cache_url"] if "cache_url" in raw else "memory://").startswith(
+        ("memory://", "redis://", "rediss://")
+    ):
         raise ConfigError("CREDIT_CACHE_URL must be memory:// or redis://host:port/db")
     return Settings(**raw)

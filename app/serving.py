@@ -1,4 +1,5 @@
 """gunicorn with sensible defaults; each worker builds its own app after the fork."""
+
 from __future__ import annotations
 
 import gc
@@ -120,8 +121,9 @@ def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int,
     }
 
 
-def serve(settings: Settings, bind: str, workers: int | None, threads: int, timeout: int,
-          log_level: str = "INFO") -> None:
+def serve(
+    settings: Settings, bind: str, workers: int | None, threads: int, timeout: int, log_level: str = "INFO"
+) -> None:
     install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
     with multiprocess_metrics_dir():
         CreditServer(settings, gunicorn_options(bind, workers, threads, timeout, log_level)).run()

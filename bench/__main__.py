@@ -3,6 +3,7 @@
 Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL, defaulting
 to the local servers) and wrk. Creates and drops its own database.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ class Server:
 
     def __enter__(self) -> Server:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=ROOT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -66,10 +68,22 @@ class Server:
 
 def wrk(url: str, mode: str, path: str, concurrency: int, seconds: int, env: dict) -> dict:
     threads = min(2, concurrency)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency",
-                          "-s", str(ROOT / "bench" / "wrk.lua"), url],
-                         env={**os.environ, **env, "BENCH_MODE": mode, "BENCH_PATH": path},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "wrk.lua"),
+            url,
+        ],
+        env={**os.environ, **env, "BENCH_MODE": mode, "BENCH_PATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH_RESULT "))
     result = json.loads(line.removeprefix("BENCH_RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -80,8 +94,11 @@ def wrk(url: str, mode: str, path: str, concurrency: int, seconds: int, env: dic
 def median_run(runs: list[dict]) -> dict:
     """The run with the median throughput; every round's req/s and all rounds' errors kept."""
     ordered = sorted(runs, key=lambda run: run["rps"])
-    return {**ordered[len(ordered) // 2], "rounds_rps": [round(run["rps"], 1) for run in runs],
-            "errors": sum(run["errors"] for run in runs)}
+    return {
+        **ordered[len(ordered) // 2],
+        "rounds_rps": [round(run["rps"], 1) for run in runs],
+        "errors": sum(run["errors"] for run in runs),
+    }
 
 
 def interleaved(scenarios: dict[str, tuple], levels: list[int], rounds: int, seconds: int) -> dict:
@@ -107,8 +124,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and level (the median is kept)")
     parser.add_argument("--levels", default="4,16,64", help="concurrency levels")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads per worker for every server (above 1: gunicorn's gthread worker)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per worker for every server (above 1: gunicorn's gthread worker)",
+    )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--history-large", type=int, default=1_000_000, help="transactions in the long history")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -152,31 +173,67 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
     container.user_service().ensure_admin("benchadmin", "benchadmin@example.com", PASSWORD)
     container.database().dispose()
 
-    project_env = {"CREDIT_DATABASE_URL": db_url, "CREDIT_CACHE_URL": REDIS, "CREDIT_INSTANCE_PATH": str(workdir),
-                   "CREDIT_SECRET_KEY": settings.secret_key}
-    gunicorn = [str(BIN / "gunicorn"), "-w", str(args.workers), "-b", "127.0.0.1:{port}", "--log-level", "warning",
-                "--no-control-socket", *(["-k", "gthread", "--threads", str(args.threads)] if args.threads > 1 else [])]
+    project_env = {
+        "CREDIT_DATABASE_URL": db_url,
+        "CREDIT_CACHE_URL": REDIS,
+        "CREDIT_INSTANCE_PATH": str(workdir),
+        "CREDIT_SECRET_KEY": settings.secret_key,
+    }
+    gunicorn = [
+        str(BIN / "gunicorn"),
+        "-w",
+        str(args.workers),
+        "-b",
+        "127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--no-control-socket",
+        *(["-k", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []),
+    ]
     out: dict = {"seeding_seconds": round(seeding_s, 1)}
     raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
-    with Server([str(BIN / "credit-system"), "serve", "--bind", "127.0.0.1:{port}", "--workers",
-                 str(args.workers), "--threads", str(args.threads)], project_env, workdir / "project.log") as project, \
-            Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw, \
-            Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello:
-        token = requests.post(project.url + "/auth/login",
-                              json={"username": "benchadmin", "password": PASSWORD}).json()["access_token"]
+    with (
+        Server(
+            [
+                str(BIN / "credit-system"),
+                "serve",
+                "--bind",
+                "127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+            ],
+            project_env,
+            workdir / "project.log",
+        ) as project,
+        Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw,
+        Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello,
+    ):
+        token = requests.post(
+            project.url + "/auth/login", json={"username": "benchadmin", "password": PASSWORD}
+        ).json()["access_token"]
         env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users_file)}
         plain = {"BENCH_USERS": str(users_file)}
-        out.update(interleaved({
-            "project_transfer": (project.url, "transfer", "/transactions", env),
-            "raw_transfer": (raw.url, "transfer", "/transfer", plain),
-            "project_balance": (project.url, "balance", "/wallet/balance/", env),
-            "hello_balance": (hello.url, "balance", "/balance/", plain),
-        }, levels, args.rounds, args.seconds))
+        out.update(
+            interleaved(
+                {
+                    "project_transfer": (project.url, "transfer", "/transactions", env),
+                    "raw_transfer": (raw.url, "transfer", "/transfer", plain),
+                    "project_balance": (project.url, "balance", "/wallet/balance/", env),
+                    "hello_balance": (hello.url, "balance", "/balance/", plain),
+                },
+                levels,
+                args.rounds,
+                args.seconds,
+            )
+        )
         out["history"] = {}
         for label, user_id in (("1k", small), (f"{args.history_large // 1000}k", large)):
             path = f"/transactions?user_id={user_id}&limit=50"
-            out["history"][label] = median_run([wrk(project.url, "history", path, 8, args.seconds, env)
-                                                for _ in range(args.rounds)])
+            out["history"][label] = median_run(
+                [wrk(project.url, "history", path, 8, args.seconds, env) for _ in range(args.rounds)]
+            )
         out["history_plan"] = history_plan(settings, large)
     out["startup_ms"] = startup_times(db_url, REDIS, workdir)
     out["di"] = di_cost(db_url, REDIS, workdir)
@@ -218,32 +275,46 @@ def report(r: dict) -> None:
     print(f"{'scenario':<20}{'conc':>6}{'req/s':>10}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
     for name in ("project_transfer", "raw_transfer", "project_balance", "hello_balance"):
         for c, m in r[name].items():
-            print(f"{name:<20}{c:>6}{m['rps']:>10.0f}{m['p50_us'] / 1000:>9.2f}{m['p99_us'] / 1000:>9.2f}"
-                  f"{m['p99_us'] / max(m['p50_us'], 1):>9.2f}{m['errors']:>8}")
+            print(
+                f"{name:<20}{c:>6}{m['rps']:>10.0f}{m['p50_us'] / 1000:>9.2f}{m['p99_us'] / 1000:>9.2f}"
+                f"{m['p99_us'] / max(m['p50_us'], 1):>9.2f}{m['errors']:>8}"
+            )
     print("\n== ratios (same run, same machine) ==")
     for c in r["project_transfer"]:
-        print(f"concurrency {c}: transfer project/raw = "
-              f"{_ratio(r['project_transfer'][c]['rps'], r['raw_transfer'][c]['rps'])} (target >= 0.6); "
-              f"balance project/hello = {_ratio(r['project_balance'][c]['rps'], r['hello_balance'][c]['rps'])}"
-              f" (target >= 0.5)")
+        print(
+            f"concurrency {c}: transfer project/raw = "
+            f"{_ratio(r['project_transfer'][c]['rps'], r['raw_transfer'][c]['rps'])} (target >= 0.6); "
+            f"balance project/hello = {_ratio(r['project_balance'][c]['rps'], r['hello_balance'][c]['rps'])}"
+            f" (target >= 0.5)"
+        )
     print("\n== history page (50 items, 8 connections) ==")
     for label, m in r["history"].items():
-        print(f"{label:>8} transactions: p50 {m['p50_us'] / 1000:.2f} ms, p99 {m['p99_us'] / 1000:.2f} ms, "
-              f"{m['rps']:.0f} req/s")
+        print(
+            f"{label:>8} transactions: p50 {m['p50_us'] / 1000:.2f} ms, p99 {m['p99_us'] / 1000:.2f} ms, "
+            f"{m['rps']:.0f} req/s"
+        )
     labels = list(r["history"])
-    print(f"large/small p50 ratio: {_ratio(r['history'][labels[1]]['p50_us'], r['history'][labels[0]]['p50_us'])}"
-          " (flat = ~1.0)")
+    print(
+        f"large/small p50 ratio: {_ratio(r['history'][labels[1]]['p50_us'], r['history'][labels[0]]['p50_us'])}"
+        " (flat = ~1.0)"
+    )
     print("plan on the long history:\n  " + r["history_plan"].replace("\n", "\n  "))
     s = r["startup_ms"]
-    print(f"\n== start-up == create_app with all modules: median {s['median']:.1f} ms "
-          f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']})")
+    print(
+        f"\n== start-up == create_app with all modules: median {s['median']:.1f} ms "
+        f"(min {s['min']:.1f}, max {s['max']:.1f}, n={s['n']})"
+    )
     d = r["di"]
-    print(f"== DI == provider calls per request: {d['provider_calls_per_request']}; "
-          f"one Singleton lookup costs {d['singleton_lookup_ns']:.0f} ns; "
-          f"per-request time with providers vs. direct objects: {d['request_us_container']:.1f} us vs "
-          f"{d['request_us_direct']:.1f} us")
-    print(f"\nledger verify after the run: {'clean' if r['ledger_ok'] else 'FAILED'}; "
-          f"seeding took {r['seeding_seconds']} s")
+    print(
+        f"== DI == provider calls per request: {d['provider_calls_per_request']}; "
+        f"one Singleton lookup costs {d['singleton_lookup_ns']:.0f} ns; "
+        f"per-request time with providers vs. direct objects: {d['request_us_container']:.1f} us vs "
+        f"{d['request_us_direct']:.1f} us"
+    )
+    print(
+        f"\nledger verify after the run: {'clean' if r['ledger_ok'] else 'FAILED'}; "
+        f"seeding took {r['seeding_seconds']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Lock both wallet rows in a fixed order, two balance updates, one transaction row, two
 entries, commit — what any correct implementation must at least do.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,20 +32,37 @@ def transfer():
     src, dst, amount = body["from_user_id"], body["to_user_id"], int(body["amount"])
     conn = connection()
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT user_id, id, balance FROM accounts WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE",
-                    ([src, dst],))
+        cur.execute(
+            "SELECT user_id, id, balance FROM accounts WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE",
+            ([src, dst],),
+        )
         rows = {user_id: (account_id, balance) for user_id, account_id, balance in cur.fetchall()}
         if rows[src][1] < amount:
             return jsonify({"error": {"code": "insufficient_funds"}}), 409
         cur.execute("UPDATE accounts SET balance = balance - %s WHERE id = %s", (amount, rows[src][0]))
         cur.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s", (amount, rows[dst][0]))
         tx_id = str(uuid.uuid4())
-        cur.execute("INSERT INTO transactions (id, type, amount, from_user_id, to_user_id, created_at) "
-                    "VALUES (%s, 'transfer', %s, %s, %s, now()) RETURNING created_at", (tx_id, amount, src, dst))
+        cur.execute(
+            "INSERT INTO transactions (id, type, amount, from_user_id, to_user_id, created_at) "
+            "VALUES (%s, 'transfer', %s, %s, %s, now()) RETURNING created_at",
+            (tx_id, amount, src, dst),
+        )
         created_at = cur.fetchone()[0]
-        cur.execute("INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at) "
-                    "VALUES (%s, %s, %s, 'transfer', now()), (%s, %s, %s, 'transfer', now())",
-                    (tx_id, rows[src][0], -amount, tx_id, rows[dst][0], amount))
-    return jsonify({"id": tx_id, "type": "transfer", "amount": amount, "from_user_id": src, "to_user_id": dst,
-                    "description": None, "created_at": created_at.isoformat(), "reverses": None,
-                    "reversed_by": None}), 201
+        cur.execute(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at) "
+            "VALUES (%s, %s, %s, 'transfer', now()), (%s, %s, %s, 'transfer', now())",
+            (tx_id, rows[src][0], -amount, tx_id, rows[dst][0], amount),
+        )
+    return jsonify(
+        {
+            "id": tx_id,
+            "type": "transfer",
+            "amount": amount,
+            "from_user_id": src,
+            "to_user_id": dst,
+            "description": None,
+            "created_at": created_at.isoformat(),
+            "reverses": None,
+            "reversed_by": None,
+        }
+    ), 201

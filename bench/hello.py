@@ -1,4 +1,5 @@
 """The ceiling of the framework: Flask answering a small JSON body, nothing else."""
+
 from flask import Flask, jsonify
 
 app = Flask(__name__)

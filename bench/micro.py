@@ -1,4 +1,5 @@
 """In-process measurements: app start-up and what dependency injection costs a request."""
+
 from __future__ import annotations
 
 import statistics
@@ -58,5 +59,9 @@ def di_cost(db_url: str, cache_url: str, workdir: Path, requests: int = 2000) ->
         for provider in overridable:
             provider.reset_last_overriding()
     app.module_manager.shutdown()
-    return {"provider_calls_per_request": 0, "singleton_lookup_ns": lookup_ns,
-            "request_us_container": with_container, "request_us_direct": direct}
+    return {
+        "provider_calls_per_request": 0,
+        "singleton_lookup_ns": lookup_ns,
+        "request_us_container": with_container,
+        "request_us_direct": direct,
+    }

@@ -6,6 +6,7 @@ prints the CPU time per request (median of 7 batches; process time, so waiting o
 PostgreSQL or Redis does not count) and a cProfile of the app's own frames. It is the
 tool behind the before/after figures in the README; run it before and after a change.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,25 @@ def call(app, method: str, path: str, token: str, body: dict | None = None, key:
     """One request straight through the WSGI callable, as gunicorn would make it; its status."""
     raw = json.dumps(body).encode() if body is not None else b""
     path, _, query = path.partition("?")
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
-               "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-               "wsgi.input": io.BytesIO(raw), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
-               "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
-               "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1:8000", "CONTENT_LENGTH": str(len(raw)),
-               "HTTP_AUTHORIZATION": f"Bearer {token}"}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(raw),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "CONTENT_LENGTH": str(len(raw)),
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+    }
     if body is not None:
         environ["CONTENT_TYPE"] = "application/json"
     if key is not None:
@@ -50,10 +64,18 @@ def call(app, method: str, path: str, token: str, body: dict | None = None, key:
 
 def scenario(name: str, app, token: str, users: list[str], history_user: str):
     if name == "transfer":
+
         def request() -> int:
             a, b = random.sample(users, 2)
-            return call(app, "POST", "/transactions", token, {"from_user_id": a, "to_user_id": b, "amount": 1},
-                        key=uuid.uuid4().hex)
+            return call(
+                app,
+                "POST",
+                "/transactions",
+                token,
+                {"from_user_id": a, "to_user_id": b, "amount": 1},
+                key=uuid.uuid4().hex,
+            )
+
         return request, 201
     if name == "balance":
         hot = users[:50]  # cached balances, as under steady load
@@ -95,8 +117,11 @@ def main() -> int:
         for handler in logging.getLogger().handlers:  # format every line as `serve` does, write nowhere
             handler.setStream(open(os.devnull, "w"))
         app = create_app(settings)
-        token = app.test_client().post("/auth/login", json={"username": "benchadmin", "password": PASSWORD}
-                                       ).get_json()["access_token"]
+        token = (
+            app.test_client()
+            .post("/auth/login", json={"username": "benchadmin", "password": PASSWORD})
+            .get_json()["access_token"]
+        )
         request, expected = scenario(args.scenario, app, token, users, history_user)
         for _ in range(200):  # warm: pools, prepared statements, caches
             assert request() == expected
@@ -113,17 +138,22 @@ def main() -> int:
             profiler.dump_stats(os.environ["PROFILE_DUMP"])
         app.module_manager.shutdown()
 
-    print(f"{args.scenario}: {statistics.median(per_request) * 1e6:.0f} us CPU per request "
-          f"(median of 7 batches of {batch}; min {min(per_request) * 1e6:.0f} us)")
-    print("\ncProfile (process time; inflates call-heavy code), cumulative, app frames and the libraries' "
-          "entry points:")
+    print(
+        f"{args.scenario}: {statistics.median(per_request) * 1e6:.0f} us CPU per request "
+        f"(median of 7 batches of {batch}; min {min(per_request) * 1e6:.0f} us)"
+    )
+    print(
+        "\ncProfile (process time; inflates call-heavy code), cumulative, app frames and the libraries' entry points:"
+    )
     stats = pstats.Stats(profiler)
     if args.all:
         stats.sort_stats("tottime").print_stats(args.top)
     else:
-        stats.sort_stats("cumulative").print_stats(r"app/|sqlalchemy/orm/session.py.*\(execute\)|"
-                                                   r"redis/client.py.*execute_command|webargs/core.py.*parse",
-                                                   args.top)
+        stats.sort_stats("cumulative").print_stats(
+            r"app/|sqlalchemy/orm/session.py.*\(execute\)|"
+            r"redis/client.py.*execute_command|webargs/core.py.*parse",
+            args.top,
+        )
     return 0
 
 

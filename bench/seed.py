@@ -1,4 +1,5 @@
 """Fast seeding in SQL: users with funded wallets, and long histories, all ledger-consistent."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,9 @@ def settings_for(db_url: str, cache_url: str, workdir) -> object:
     """The app's settings for a bench database and cache (no environment variables read)."""
     from app.config import load_settings
 
-    return load_settings(environ={}, database_url=db_url, cache_url=cache_url, instance_path=str(workdir),
-                         secret_key=SECRET_KEY)
+    return load_settings(
+        environ={}, database_url=db_url, cache_url=cache_url, instance_path=str(workdir), secret_key=SECRET_KEY
+    )
 
 
 @contextmanager
@@ -45,53 +47,79 @@ def scratch_database(prefix: str = "credit_bench") -> Iterator[str]:
 def seed_users(engine: Engine, prefix: str, count: int, funding: int, password_hash: str) -> list[str]:
     """`count` active users, each with a wallet funded by a real (balanced) deposit."""
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO users (id, username, username_key, email, email_key, password_hash, role, is_active,
                                token_version, created_at, updated_at)
             SELECT gen_random_uuid()::text, :p || g, :p || g, :p || g || '@example.com', :p || g || '@example.com',
                    :hash, 'user', true, 0, now(), now()
-            FROM generate_series(1, :n) g"""), {"p": prefix, "n": count, "hash": password_hash})
-        ids = [row[0] for row in conn.execute(text("SELECT id FROM users WHERE username_key LIKE :p || '%' "
-                                                   "ORDER BY username_key"), {"p": prefix})]
-        conn.execute(text("""
+            FROM generate_series(1, :n) g"""),
+            {"p": prefix, "n": count, "hash": password_hash},
+        )
+        ids = [
+            row[0]
+            for row in conn.execute(
+                text("SELECT id FROM users WHERE username_key LIKE :p || '%' ORDER BY username_key"), {"p": prefix}
+            )
+        ]
+        conn.execute(
+            text("""
             INSERT INTO accounts (id, user_id, kind, balance, version, created_at, updated_at)
             SELECT gen_random_uuid()::text, id, 'user', 0, 0, now(), now() FROM users WHERE id = ANY(:ids)"""),
-            {"ids": ids})
-        conn.execute(text("""
+            {"ids": ids},
+        )
+        conn.execute(
+            text("""
             INSERT INTO transactions (id, type, amount, from_user_id, to_user_id, created_by, created_at)
             SELECT md5('seed-' || id)::uuid::text, 'deposit', :f, NULL, id, 'bench', now()
-            FROM users WHERE id = ANY(:ids)"""), {"ids": ids, "f": funding})
-        conn.execute(text("""
+            FROM users WHERE id = ANY(:ids)"""),
+            {"ids": ids, "f": funding},
+        )
+        conn.execute(
+            text("""
             INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at)
             SELECT md5('seed-' || user_id)::uuid::text, leg.account_id, leg.amount, 'deposit', now()
             FROM (SELECT user_id, 'system:issuance' AS account_id, -CAST(:f AS bigint) AS amount
                   FROM accounts WHERE user_id = ANY(:ids)
                   UNION ALL
                   SELECT user_id, id, CAST(:f AS bigint) FROM accounts WHERE user_id = ANY(:ids)) leg"""),
-            {"ids": ids, "f": funding})
-        conn.execute(text("UPDATE accounts SET balance = :f, version = 1 WHERE user_id = ANY(:ids)"),
-                     {"ids": ids, "f": funding})
+            {"ids": ids, "f": funding},
+        )
+        conn.execute(
+            text("UPDATE accounts SET balance = :f, version = 1 WHERE user_id = ANY(:ids)"), {"ids": ids, "f": funding}
+        )
     return ids
 
 
 def add_deposits(engine: Engine, user_id: str, count: int, amount: int) -> None:
     """`count` deposits of `amount` to one wallet, with entries and the stored balance to match."""
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO transactions (id, type, amount, from_user_id, to_user_id, created_by, created_at)
             SELECT md5(:u || '-' || g)::uuid::text, 'deposit', :a, NULL, :u, 'bench',
                    now() - (:n - g) * interval '1 millisecond'
-            FROM generate_series(1, :n) g"""), {"u": user_id, "n": count, "a": amount})
-        conn.execute(text("""
+            FROM generate_series(1, :n) g"""),
+            {"u": user_id, "n": count, "a": amount},
+        )
+        conn.execute(
+            text("""
             INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at)
             SELECT md5(:u || '-' || g)::uuid::text, leg.account_id, leg.amount, 'deposit', now()
             FROM generate_series(1, :n) g
             CROSS JOIN (SELECT 'system:issuance' AS account_id, -CAST(:a AS bigint) AS amount, 1 AS o
                         UNION ALL
                         SELECT id, CAST(:a AS bigint), 2 FROM accounts WHERE user_id = :u) leg
-            ORDER BY g, leg.o"""), {"u": user_id, "n": count, "a": amount})
-        conn.execute(text("UPDATE accounts SET balance = balance + :t, version = version + 1, updated_at = now() "
-                          "WHERE user_id = :u"), {"u": user_id, "t": count * amount})
+            ORDER BY g, leg.o"""),
+            {"u": user_id, "n": count, "a": amount},
+        )
+        conn.execute(
+            text(
+                "UPDATE accounts SET balance = balance + :t, version = version + 1, updated_at = now() "
+                "WHERE user_id = :u"
+            ),
+            {"u": user_id, "t": count * amount},
+        )
 
 
 def analyze(engine: Engine) -> None:

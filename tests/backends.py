@@ -3,6 +3,7 @@
 Each test run creates its own PostgreSQL database and drops it at the end; each test
 starts from empty tables and an empty Redis database.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Fixtures: a fresh database and cache per test, an app built from an overridable container."""
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,13 @@ def settings_factory(tmp_path, backend_urls):
     database_url, cache_url = backend_urls
 
     def make(**overrides):
-        values = dict(database_url=database_url, cache_url=cache_url, secret_key="test-secret-key-0123456789abcdef",
-                      instance_path=str(tmp_path), login_max_failures=5)
+        values = dict(
+            database_url=database_url,
+            cache_url=cache_url,
+            secret_key="test-secret-key-0123456789abcdef",
+            instance_path=str(tmp_path),
+            login_max_failures=5,
+        )
         values.update(overrides)
         return load_settings(environ={}, **values)
 

@@ -1,4 +1,5 @@
 """Hand-written fakes injected by provider override (unit tests only)."""
+
 from __future__ import annotations
 
 from app.infrastructure.cache import ReadAhead

@@ -1,4 +1,5 @@
 """Small, generic helpers for tests that talk to the API through the Flask test client."""
+
 from __future__ import annotations
 
 from dependency_injector import providers
@@ -15,8 +16,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def register(client, username: str, password: str = DEFAULT_PASSWORD, email: str | None = None) -> dict:
     """POST /users and return the created User (asserts 201)."""
-    response = client.post("/users", json={"username": username, "email": email or f"{username}@example.com",
-                                           "password": password})
+    response = client.post(
+        "/users", json={"username": username, "email": email or f"{username}@example.com", "password": password}
+    )
     assert response.status_code == 201, (response.status_code, response.get_data(as_text=True))
     return response.get_json()
 
@@ -30,8 +32,7 @@ def login(client, username: str, password: str = DEFAULT_PASSWORD, **kwargs) -> 
 
 def make_admin(app, username: str = "admin", password: str = DEFAULT_PASSWORD, email: str | None = None) -> dict:
     """Create (or promote) an admin through the user service; returns {id, username, email}."""
-    user, _created = app.container.user_service().ensure_admin(username, email or f"{username}@example.com",
-                                                              password)
+    user, _created = app.container.user_service().ensure_admin(username, email or f"{username}@example.com", password)
     return {"id": user.id, "username": user.username, "email": user.email}
 
 
@@ -50,6 +51,7 @@ def assert_error(response, status: int, code: str) -> dict:
 
 # -- money ------------------------------------------------------------------------------
 
+
 def user_with_token(client, username: str) -> tuple[dict, dict[str, str]]:
     """Register `username`, log in, and return (User, bearer headers)."""
     user = register(client, username)
@@ -58,8 +60,9 @@ def user_with_token(client, username: str) -> tuple[dict, dict[str, str]]:
 
 def deposit(client, admin_headers: dict, user_id: str, amount: int, **fields) -> dict:
     """POST /wallet/deposit as an admin and return the Transaction (asserts 201)."""
-    response = client.post("/wallet/deposit", json={"user_id": user_id, "amount": amount, **fields},
-                           headers=admin_headers)
+    response = client.post(
+        "/wallet/deposit", json={"user_id": user_id, "amount": amount, **fields}, headers=admin_headers
+    )
     assert response.status_code == 201, (response.status_code, response.get_data(as_text=True))
     return response.get_json()
 
@@ -79,11 +82,17 @@ def ledger_snapshot(app) -> dict:
     from app.infrastructure.tables import Account, IdempotencyKey, LedgerEntry, Transaction
 
     with app.container.database().engine.connect() as conn:
-        snapshot = {name: conn.scalar(select(func.count()).select_from(table))
-                    for name, table in (("transactions", Transaction), ("entries", LedgerEntry),
-                                        ("idempotency_keys", IdempotencyKey))}
-        snapshot["balances"] = dict(conn.execute(select(Account.user_id, Account.balance)
-                                                 .where(Account.kind == "user")).all())
+        snapshot = {
+            name: conn.scalar(select(func.count()).select_from(table))
+            for name, table in (
+                ("transactions", Transaction),
+                ("entries", LedgerEntry),
+                ("idempotency_keys", IdempotencyKey),
+            )
+        }
+        snapshot["balances"] = dict(
+            conn.execute(select(Account.user_id, Account.balance).where(Account.kind == "user")).all()
+        )
     return snapshot
 
 
@@ -92,10 +101,21 @@ MISSING = object()  # a body field left out entirely
 # Every amount the contract refuses with 422 validation_error: only a JSON integer in
 # 1..1_000_000_000_000 is money. (id, value) pairs for pytest.mark.parametrize.
 INVALID_AMOUNTS = [
-    ("float", 10.5), ("integral-float", 10.0), ("string", "10"), ("true", True), ("false", False),
-    ("null", None), ("zero", 0), ("negative", -1), ("large-negative", -(10 ** 12)),
-    ("above-max", 1_000_000_000_001), ("2**63", 2 ** 63), ("2**64+1", 2 ** 64 + 1),
-    ("list", [10]), ("object", {"value": 10}), ("missing", MISSING),
+    ("float", 10.5),
+    ("integral-float", 10.0),
+    ("string", "10"),
+    ("true", True),
+    ("false", False),
+    ("null", None),
+    ("zero", 0),
+    ("negative", -1),
+    ("large-negative", -(10**12)),
+    ("above-max", 1_000_000_000_001),
+    ("2**63", 2**63),
+    ("2**64+1", 2**64 + 1),
+    ("list", [10]),
+    ("object", {"value": 10}),
+    ("missing", MISSING),
 ]
 
 

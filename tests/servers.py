@@ -1,4 +1,5 @@
 """Real server processes for end-to-end tests: gunicorn (or the dev server) on a free port."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,14 @@ def free_port() -> int:
 class ServerProcess:
     """`credit-system serve` in its own process group, stopped (gracefully) by stop()."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4, log_path: Path | None = None,
-                 command: str = "serve") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int = 2,
+        threads: int = 4,
+        log_path: Path | None = None,
+        command: str = "serve",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
@@ -35,14 +42,23 @@ class ServerProcess:
 
     def start(self, timeout: float = 30) -> ServerProcess:
         if self.command == "serve":
-            args = [str(BIN / "credit-system"), "serve", "--bind", f"127.0.0.1:{self.port}",
-                    "--workers", str(self.workers), "--threads", str(self.threads)]
+            args = [
+                str(BIN / "credit-system"),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+            ]
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             if self.log_path:
                 out.close()  # the child holds its own descriptor
@@ -80,7 +96,11 @@ class ServerProcess:
 
 
 def server_env(database_url: str, cache_url: str, instance_path: Path, **extra: str) -> dict[str, str]:
-    env = {"CREDIT_DATABASE_URL": database_url, "CREDIT_CACHE_URL": cache_url,
-           "CREDIT_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123", "CREDIT_INSTANCE_PATH": str(instance_path)}
+    env = {
+        "CREDIT_DATABASE_URL": database_url,
+        "CREDIT_CACHE_URL": cache_url,
+        "CREDIT_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123",
+        "CREDIT_INSTANCE_PATH": str(instance_path),
+    }
     env.update(extra)
     return env

@@ -3,6 +3,7 @@
 Clients talk to the API through a small `Http` interface, so the same workload drives the
 Flask test client (threads in one process) or real servers over HTTP (several processes).
 """
+
 from __future__ import annotations
 
 import random
@@ -90,8 +91,9 @@ def setup_parties(http: Http, admin: Party, count: int, funding: int, password: 
     suffix = uuid.uuid4().hex[:6]
     for i in range(count):
         name = f"w{suffix}{i}"
-        status, user, _ = http.post("/users", {"username": name, "email": f"{name}@example.com",
-                                               "password": password}, {})
+        status, user, _ = http.post(
+            "/users", {"username": name, "email": f"{name}@example.com", "password": password}, {}
+        )
         assert status == 201, user
         status, token, _ = http.post("/auth/login", {"username": name, "password": password}, {})
         assert status == 200, token
@@ -102,8 +104,15 @@ def setup_parties(http: Http, admin: Party, count: int, funding: int, password: 
     return parties
 
 
-def run_workload(http: Http, admin: Party, parties: list[Party], operations: int, threads: int,
-                 seed: int = 1, retry_rate: float = 0.1) -> WorkloadResult:
+def run_workload(
+    http: Http,
+    admin: Party,
+    parties: list[Party],
+    operations: int,
+    threads: int,
+    seed: int = 1,
+    retry_rate: float = 0.1,
+) -> WorkloadResult:
     """Random transfers (both directions), withdrawals and admin reversals, each with an
     idempotency key; some are sent twice to check the replay is exact."""
     result = WorkloadResult()
@@ -116,8 +125,11 @@ def run_workload(http: Http, admin: Party, parties: list[Party], operations: int
         key = f"op-{seed}-{i}"
         if roll < 0.65:
             a, b = rng.sample(parties, 2)
-            path, body, headers = "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                    "amount": rng.randint(1, 60)}, a.headers
+            path, body, headers = (
+                "/transactions",
+                {"from_user_id": a.id, "to_user_id": b.id, "amount": rng.randint(1, 60)},
+                a.headers,
+            )
         elif roll < 0.85 or not reversible:
             a = rng.choice(parties)
             path, body, headers = "/wallet/withdraw", {"user_id": a.id, "amount": rng.randint(1, 40)}, a.headers

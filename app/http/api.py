@@ -1,4 +1,5 @@
 """The flask-smorest Api: OpenAPI from the schemas, our error body instead of its own."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ class ErrorSchema(Schema):
 
 
 # The Swagger UI files /docs needs, shipped in the swagger-ui-bundle package: no CDN involved.
-SWAGGER_UI_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
-                               "favicon-16x16.png", "favicon-32x32.png"})
+SWAGGER_UI_ASSETS = frozenset(
+    {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "favicon-16x16.png",
+        "favicon-32x32.png",
+    }
+)
 
 
 def swagger_ui_asset(filename: str):
@@ -70,8 +78,9 @@ class CreditApi(flask_smorest.Api):
         super()._register_swagger_ui_rule(blueprint)
         url, prefix = self.config.get("OPENAPI_SWAGGER_UI_URL") or "", (blueprint.url_prefix or "").rstrip("/")
         if self.config.get("OPENAPI_SWAGGER_UI_PATH") is not None and url.startswith(prefix + "/"):
-            blueprint.add_url_rule(f"{url[len(prefix):]}<path:filename>", endpoint="swagger_ui_assets",
-                                   view_func=swagger_ui_asset)
+            blueprint.add_url_rule(
+                f"{url[len(prefix) :]}<path:filename>", endpoint="swagger_ui_assets", view_func=swagger_ui_asset
+            )
 
 
 def refuse_nul_in_path():
@@ -117,9 +126,15 @@ def api_settings(app) -> None:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/docs/assets/")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_CONFIG", {"validatorUrl": None, "deepLinking": True,
-                                                        "displayRequestDuration": True})
-    app.config.setdefault("API_SPEC_OPTIONS", {
-        "info": {"description": API_DESCRIPTION},
-        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
-    })
+    app.config.setdefault(
+        "OPENAPI_SWAGGER_UI_CONFIG", {"validatorUrl": None, "deepLinking": True, "displayRequestDuration": True}
+    )
+    app.config.setdefault(
+        "API_SPEC_OPTIONS",
+        {
+            "info": {"description": API_DESCRIPTION},
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
+        },
+    )

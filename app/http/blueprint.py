@@ -1,4 +1,5 @@
 """The Blueprint every module's routes use."""
+
 from __future__ import annotations
 
 import flask_smorest

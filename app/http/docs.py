@@ -21,6 +21,7 @@ and every operation documents 414 `uri_too_long` (any request line can be too lo
 app.http.wire_errors) and 500 `internal_error`. There is no catch-all `default` response:
 the statuses listed are all the statuses an operation answers with.
 """
+
 from __future__ import annotations
 
 import http
@@ -33,16 +34,17 @@ from app.http.idempotency import IDEMPOTENCY_DOC
 
 BEARER = [{"bearerAuth": []}]
 
-STATUS_OF = {**{code: status for status, code in CODE_BY_HTTP_STATUS.items()}, **STATUS_BY_CODE,
-             "internal_error": 500}
+STATUS_OF = {**{code: status for status, code in CODE_BY_HTTP_STATUS.items()}, **STATUS_BY_CODE, "internal_error": 500}
 
 # Each error code: (what it means, an example of its `details`).
 CATALOG: dict[str, tuple[str, dict]] = {
     "bad_request": ("the body is not valid JSON, or not a JSON object", {}),
     "payload_too_large": ("the body is larger than the server accepts", {}),
     "uri_too_long": ("the request line (path and query string) is longer than the server accepts", {}),
-    "validation_error": ("a field is missing or invalid; `details` maps each bad field to its messages",
-                         {"amount": ["Must be a JSON integer."]}),
+    "validation_error": (
+        "a field is missing or invalid; `details` maps each bad field to its messages",
+        {"amount": ["Must be a JSON integer."]},
+    ),
     "idempotency_key_reused": ("this Idempotency-Key was used with a different request", {}),
     "unauthorized": ("no valid bearer token: missing, malformed, expired or revoked", {}),
     "invalid_credentials": ("wrong username or password (the same answer for an unknown user)", {}),
@@ -59,29 +61,44 @@ CATALOG: dict[str, tuple[str, dict]] = {
 }
 
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
-_REPLAYED = {"Idempotent-Replayed": {
-    "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
-    "schema": {"type": "string", "enum": ["true"]},
-}}
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 def _response(status: int, codes: list[str], headers: dict) -> dict:
     lines = "\n".join(f"- `{code}`: {CATALOG[code][0]}" for code in codes)
     response = {
         "description": f"{http.HTTPStatus(status).phrase}\n\n{lines}",
-        "content": {"application/json": {
-            "schema": ErrorSchema,
-            "examples": {code: {"summary": CATALOG[code][0], "value": {"error": {
-                "code": code, "message": CATALOG[code][0], "details": CATALOG[code][1]}}} for code in codes},
-        }},
+        "content": {
+            "application/json": {
+                "schema": ErrorSchema,
+                "examples": {
+                    code: {
+                        "summary": CATALOG[code][0],
+                        "value": {"error": {"code": code, "message": CATALOG[code][0], "details": CATALOG[code][1]}},
+                    }
+                    for code in codes
+                },
+            }
+        },
     }
     if headers:
         response["headers"] = headers
     return response
 
 
-def error_responses(*codes: str, auth: bool = False, body: bool = False, backend: bool = True,
-                    idempotent: bool = False, success: int = 201) -> dict:
+def error_responses(
+    *codes: str,
+    auth: bool = False,
+    body: bool = False,
+    backend: bool = True,
+    idempotent: bool = False,
+    success: int = 201,
+) -> dict:
     """The OpenAPI fields (responses, security, parameters) of an operation answering with `codes`."""
     wanted = list(codes)
     if auth:
@@ -104,8 +121,10 @@ def error_responses(*codes: str, auth: bool = False, body: bool = False, backend
     for status, status_codes in sorted(by_status.items()):
         headers = {}
         if "unauthorized" in status_codes:
-            headers["WWW-Authenticate"] = {"description": "`Bearer` when the token is missing or invalid",
-                                           "schema": {"type": "string"}}
+            headers["WWW-Authenticate"] = {
+                "description": "`Bearer` when the token is missing or invalid",
+                "schema": {"type": "string"},
+            }
         if status == 429:
             headers["Retry-After"] = {**_RETRY_AFTER, "required": True}
         if status == 503:

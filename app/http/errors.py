@@ -1,4 +1,5 @@
 """The one place where every failure becomes the API's error body."""
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,9 @@ CODE_BY_HTTP_STATUS = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None,
-                   headers: dict | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, details: dict | None = None, headers: dict | None = None
+) -> Response:
     response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -100,8 +102,9 @@ def handle_database_error(exc: DBAPIError | PoolTimeout) -> Response:
     # A lost connection or a timed-out pool is the backend being down, not a bug.
     if isinstance(exc, (OperationalError, PoolTimeout)) or getattr(exc, "connection_invalidated", False):
         log.warning("database unavailable: %s", type(exc).__name__)
-        return error_response(503, "service_unavailable", "the database is unavailable; retry later",
-                              headers={"Retry-After": "1"})
+        return error_response(
+            503, "service_unavailable", "the database is unavailable; retry later", headers={"Retry-After": "1"}
+        )
     return handle_unexpected(exc)
 
 

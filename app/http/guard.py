@@ -1,4 +1,5 @@
 """The one way routes require a caller: authenticated, admin, or owner-or-admin."""
+
 from __future__ import annotations
 
 from flask import g, request

@@ -1,4 +1,5 @@
 """Kernel endpoints: liveness, readiness, health and module status."""
+
 from __future__ import annotations
 
 from flask import jsonify
@@ -6,8 +7,7 @@ from flask import jsonify
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.principal import viewer_is_admin
-from app.schemas.health import (HealthSchema, LivenessSchema, ModuleHealthSchema, ModulesStatusSchema,
-                                ReadinessSchema)
+from app.schemas.health import HealthSchema, LivenessSchema, ModuleHealthSchema, ModulesStatusSchema, ReadinessSchema
 from app.services.errors import NotFound
 
 _PUBLIC_HEALTH_KEYS = ("status", "module", "dependencies", "last_check", "uptime", "critical")
@@ -40,8 +40,10 @@ def build_health_blueprint(manager) -> Blueprint:
     def health():
         status, reports = manager.overall_health()
         admin = viewer_is_admin()
-        modules = {name: (report if admin else {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report})
-                   for name, report in reports.items()}
+        modules = {
+            name: (report if admin else {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report})
+            for name, report in reports.items()
+        }
         return jsonify({"status": status, "modules": modules}), 503 if status == "unhealthy" else 200
 
     @blp.route("/modules/status")

@@ -1,4 +1,5 @@
 """Idempotent money routes at the HTTP edge: the key header, rendering, replay headers."""
+
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -10,10 +11,17 @@ from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import TransactionView
 
 HEADER = "Idempotency-Key"
-IDEMPOTENCY_DOC = {"parameters": [{
-    "in": "header", "name": HEADER, "required": False, "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-    "description": "Replays the stored response for 24 hours when sent again with the same body.",
-}]}
+IDEMPOTENCY_DOC = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Replays the stored response for 24 hours when sent again with the same body.",
+        }
+    ]
+}
 
 _transaction_schema = TransactionSchema()
 

@@ -1,4 +1,5 @@
 """GET /metrics: Prometheus text exposition of request metrics and module health."""
+
 from __future__ import annotations
 
 from flask import Response
@@ -16,9 +17,15 @@ def build_metrics_blueprint(metrics: Metrics, manager: ModuleManager) -> Bluepri
 
     @blp.route("/metrics")
     @errors(backend=False)
-    @blp.doc(summary="Prometheus metrics: requests by module, route, method and status; module health",
-             responses={200: {"description": "Prometheus text exposition format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @blp.doc(
+        summary="Prometheus metrics: requests by module, route, method and status; module health",
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def metrics_view():
         # Public like /health: it holds counts and states, never request data; restrict it at the proxy.
         return Response(metrics.exposition(manager), content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
 """Who is calling, as far as code outside user_management needs to know."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -5,14 +5,19 @@ gunicorn answers a request line longer than `limit_request_line` (4094 bytes by 
 contract says every 4xx and 5xx carries `{"error": {code, message, details}}`; install()
 makes gunicorn's own answers say so too. The server calls it once, before it starts workers.
 """
+
 from __future__ import annotations
 
 import json
 
 from app.http.errors import CODE_BY_HTTP_STATUS
 
-EXTRA_CODES = {417: "expectation_failed", 431: "request_header_fields_too_large", 500: "internal_error",
-               501: "not_implemented"}
+EXTRA_CODES = {
+    417: "expectation_failed",
+    431: "request_header_fields_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
 MESSAGES = {
     400: "the request is not valid HTTP",
     403: "the request is forbidden",
@@ -25,10 +30,13 @@ MESSAGES = {
 def wire_error(status: int, reason: str) -> bytes:
     """A complete HTTP/1.1 response (connection closed) with the API's error body."""
     code = {**CODE_BY_HTTP_STATUS, **EXTRA_CODES}.get(status, "bad_request" if status < 500 else "internal_error")
-    body = json.dumps({"error": {"code": code, "message": MESSAGES.get(status, reason.lower()), "details": {}}},
-                      separators=(",", ":")).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    body = json.dumps(
+        {"error": {"code": code, "message": MESSAGES.get(status, reason.lower()), "details": {}}}, separators=(",", ":")
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 

@@ -1,5 +1,6 @@
 """The cache: Redis or in-process memory. It only ever holds what the database can rebuild,
 so every operation degrades to a miss or a no-op when the backend is unreachable."""
+
 from __future__ import annotations
 
 import logging
@@ -65,7 +66,7 @@ class ReadAhead:
     def _keep(self, keys: list[str], values: list[str | None]) -> None:
         scope = self._scope_var().get()
         if scope is not None:
-            scope.update(zip(keys, values))
+            scope.update(zip(keys, values, strict=True))
 
     def _take(self, key: str) -> tuple[bool, str | None]:
         """(True, value) if key was read ahead in this scope; each value is served once."""
@@ -113,8 +114,8 @@ class MemoryCache(ReadAhead):
         now = time.monotonic()
         with self._lock:
             values = [self._live(key, now) for key in [*keys, *ahead]]
-        self._keep(ahead, values[len(keys):])
-        return values[:len(keys)]
+        self._keep(ahead, values[len(keys) :])
+        return values[: len(keys)]
 
     def set(self, key: str, value: str, ttl: float) -> None:
         self._forget((key,))
@@ -191,8 +192,9 @@ class RedisCache(ReadAhead):
 
     def __init__(self, url: str, timeout: float = 0.5, backoff: float = 1.0) -> None:
         self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                           decode_responses=True, health_check_interval=10)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True, health_check_interval=10
+        )
         self._set_if_newer = self.client.register_script(_SET_IF_NEWER)
         self._local = threading.local()
         self._connections: list[redis.Connection] = []
@@ -269,7 +271,7 @@ class RedisCache(ReadAhead):
             keys = list(pending)
             try:
                 for i in range(0, len(keys), 1000):
-                    self.client.delete(*keys[i:i + 1000])
+                    self.client.delete(*keys[i : i + 1000])
             except redis.RedisError:
                 continue
             self._skip_until = 0.0  # Redis answers again
@@ -297,13 +299,15 @@ class RedisCache(ReadAhead):
             values = [None] * len(wanted)
         else:
             try:
-                values = [None if key in self._unsynced else value
-                          for key, value in zip(wanted, self._call("MGET", *wanted))]
+                values = [
+                    None if key in self._unsynced else value
+                    for key, value in zip(wanted, self._call("MGET", *wanted), strict=True)
+                ]
             except redis.RedisError as exc:
                 self._failed(exc)
                 values = [None] * len(wanted)
-        self._keep(ahead, values[len(keys):])
-        return values[:len(keys)]
+        self._keep(ahead, values[len(keys) :])
+        return values[: len(keys)]
 
     def set(self, key: str, value: str, ttl: float) -> None:
         self._forget((key,))

@@ -1,4 +1,5 @@
 """Engine construction per backend and the unit of work (one DB transaction per use case)."""
+
 from __future__ import annotations
 
 import json
@@ -135,8 +136,13 @@ class UnitOfWork:
     def flush_events(self) -> None:
         while self._events:
             domain_event = self._events.pop(0)
-            self.session.add(OutboxEvent(event_type=domain_event.type, aggregate_id=domain_event.aggregate_id,
-                                         payload=json.dumps(domain_event.payload, sort_keys=True)))
+            self.session.add(
+                OutboxEvent(
+                    event_type=domain_event.type,
+                    aggregate_id=domain_event.aggregate_id,
+                    payload=json.dumps(domain_event.payload, sort_keys=True),
+                )
+            )
             self._bus.dispatch(self.session, domain_event)
 
     def commit(self) -> None:

@@ -1,9 +1,9 @@
 """Run Alembic migrations programmatically against the configured database."""
+
 from __future__ import annotations
 
-from pathlib import Path
-
 from functools import lru_cache
+from pathlib import Path
 
 from alembic import command
 from alembic.config import Config

@@ -11,6 +11,7 @@ dead connection invalidating the pool), so callers see exactly what `session.exe
 would raise. For statements whose results need no conversion: that is checked when the
 statement is compiled, not discovered on a wrong value later.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,13 +56,17 @@ class Precompiled:
         prefetched = (*getattr(compiled, "insert_prefetch", ()), *getattr(compiled, "update_prefetch", ()))
         missing = [column.key for column in prefetched]
         if missing or any(bind.expanding for bind in compiled.binds.values()):
-            raise TypeError(f"statement needs per-run work SQLAlchemy does (defaults for {missing} or "
-                            "expanding parameters); run it through the session")
+            raise TypeError(
+                f"statement needs per-run work SQLAlchemy does (defaults for {missing} or "
+                "expanding parameters); run it through the session"
+            )
         columns = list(self.statement.exported_columns)  # RETURNING or SELECT columns
         for column in columns:
             if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-                raise TypeError(f"column {column.key!r} needs result conversion on {dialect.name}; "
-                                "run this statement through the session")
+                raise TypeError(
+                    f"column {column.key!r} needs result conversion on {dialect.name}; "
+                    "run this statement through the session"
+                )
         processors = []
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)

@@ -1,10 +1,22 @@
 """The relational schema; Alembic migrations in app/migrations create exactly this."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer,
-                        MetaData, String, Text, TypeDecorator)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Named constraints so migrations can refer to them on every backend.

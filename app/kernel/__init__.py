@@ -1,4 +1,5 @@
 """The module kernel: contract, discovery, graph checks, lifecycle and health."""
+
 from app.kernel.findings import Finding, WiringError
 from app.kernel.module import Module
 

@@ -1,4 +1,5 @@
 """Finding module classes: in app/modules/, in CREDIT_MODULES_EXTRA, in the entry-point group."""
+
 from __future__ import annotations
 
 import importlib
@@ -53,12 +54,18 @@ def extra_modules(import_paths: tuple[str, ...]) -> tuple[list[FoundModule], lis
         try:
             cls = load()
         except Exception as exc:  # any import-time failure of third-party code is a finding
-            problems.append(Finding(codes.IMPORT_FAILED, f"cannot import extra module {path}: {exc}",
-                                    "check the import path (package.module:Class) and that the package is installed"))
+            problems.append(
+                Finding(
+                    codes.IMPORT_FAILED,
+                    f"cannot import extra module {path}: {exc}",
+                    "check the import path (package.module:Class) and that the package is installed",
+                )
+            )
             continue
         if not is_module_class(cls):
-            problems.append(Finding(codes.IMPORT_FAILED, f"{path} is not a module class",
-                                    "subclass app.kernel.Module and set NAME"))
+            problems.append(
+                Finding(codes.IMPORT_FAILED, f"{path} is not a module class", "subclass app.kernel.Module and set NAME")
+            )
             continue
         found.append(FoundModule(cls, source))
     return found, problems

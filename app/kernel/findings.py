@@ -1,4 +1,5 @@
 """Wiring findings: stable codes, a message and a hint each."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

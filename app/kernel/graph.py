@@ -1,4 +1,5 @@
 """The module graph, read from the container's providers without calling any of them."""
+
 from __future__ import annotations
 
 import difflib
@@ -134,7 +135,7 @@ def _provider_cycle(container, module_ids: dict[int, str]) -> list[str] | None:
                 path.pop()
                 continue
             if state.get(id(child)) == 1:
-                loop = path[path.index(child):] + [child]
+                loop = path[path.index(child) :] + [child]
                 if not any(id(p) in module_ids for p in loop):
                     return [label(p) for p in loop]
                 continue
@@ -169,17 +170,21 @@ def wire_extra_modules(container, extras: list[FoundModule]) -> list[Finding]:
             if param.name in container.providers:
                 kwargs[param.name] = container.providers[param.name]
             elif param.default is inspect.Parameter.empty:
-                problems.append(Finding(
-                    codes.UNRESOLVED_PARAMETER,
-                    f"constructor parameter '{param.name}' matches no module or infrastructure provider",
-                    f"name it after a provider ({_suggest(param.name, container.providers)}) or give it a default",
-                    found.cls.NAME))
+                problems.append(
+                    Finding(
+                        codes.UNRESOLVED_PARAMETER,
+                        f"constructor parameter '{param.name}' matches no module or infrastructure provider",
+                        f"name it after a provider ({_suggest(param.name, container.providers)}) or give it a default",
+                        found.cls.NAME,
+                    )
+                )
         provider.add_kwargs(**kwargs)
     return problems
 
 
-def build_plan(container, disabled: tuple[str, ...] = (), scanned: list[FoundModule] = (),
-               extras: list[FoundModule] = ()) -> ModulePlan:
+def build_plan(
+    container, disabled: tuple[str, ...] = (), scanned: list[FoundModule] = (), extras: list[FoundModule] = ()
+) -> ModulePlan:
     """Read the module graph from the container and check it; nothing is called."""
     found_problems = wire_extra_modules(container, list(extras))
     findings: list[Finding] = list(found_problems)
@@ -193,9 +198,14 @@ def build_plan(container, disabled: tuple[str, ...] = (), scanned: list[FoundMod
             continue
         name = cls.NAME
         if name in nodes:
-            findings.append(Finding(codes.DUPLICATE_NAME,
-                                    f"module name '{name}' is provided by both '{nodes[name].source}' and '{provider_name}'",
-                                    "give every module a unique NAME", name))
+            findings.append(
+                Finding(
+                    codes.DUPLICATE_NAME,
+                    f"module name '{name}' is provided by both '{nodes[name].source}' and '{provider_name}'",
+                    "give every module a unique NAME",
+                    name,
+                )
+            )
             continue
         source = sources.get(cls) or f"containers.{provider_name}"
         nodes[name] = ModuleNode(name, provider, cls, source, tuple(getattr(cls, "DEPENDENCIES", ())))
@@ -203,54 +213,93 @@ def build_plan(container, disabled: tuple[str, ...] = (), scanned: list[FoundMod
     for found in extras:
         # Not a node at all: its name is taken by a non-module provider (e.g. "cache").
         if found.cls.NAME not in nodes or nodes[found.cls.NAME].cls is not found.cls:
-            findings.append(Finding(codes.DUPLICATE_NAME,
-                                    f"extra module {found.source} reuses the name '{found.cls.NAME}'",
-                                    "give every module a unique NAME", found.cls.NAME))
+            findings.append(
+                Finding(
+                    codes.DUPLICATE_NAME,
+                    f"extra module {found.source} reuses the name '{found.cls.NAME}'",
+                    "give every module a unique NAME",
+                    found.cls.NAME,
+                )
+            )
 
     wired_classes = {node.cls for node in nodes.values()}
     for found in scanned:
         if found.cls not in wired_classes and found.cls.NAME not in nodes:
-            findings.append(Finding(codes.NOT_WIRED,
-                                    f"module class {found.cls.__name__} in {found.source} is not wired",
-                                    "add a provider for it to containers.py or list it in CREDIT_MODULES_EXTRA",
-                                    found.cls.NAME))
+            findings.append(
+                Finding(
+                    codes.NOT_WIRED,
+                    f"module class {found.cls.__name__} in {found.source} is not wired",
+                    "add a provider for it to containers.py or list it in CREDIT_MODULES_EXTRA",
+                    found.cls.NAME,
+                )
+            )
 
     for name, node in sorted(nodes.items()):
         node.actual = _module_edges(node.provider, module_ids)
         for dep in node.declared:
             if dep not in nodes:
-                findings.append(Finding(codes.UNKNOWN_DEPENDENCY, f"depends on unknown module '{dep}'",
-                                        _suggest(dep, nodes), name))
+                findings.append(
+                    Finding(codes.UNKNOWN_DEPENDENCY, f"depends on unknown module '{dep}'", _suggest(dep, nodes), name)
+                )
         for dep in sorted(set(node.actual) - set(node.declared)):
-            findings.append(Finding(codes.UNDECLARED_DEPENDENCY,
-                                    f"receives module '{dep}' but does not declare it in DEPENDENCIES",
-                                    f"add '{dep}' to {node.cls.__name__}.DEPENDENCIES", name))
+            findings.append(
+                Finding(
+                    codes.UNDECLARED_DEPENDENCY,
+                    f"receives module '{dep}' but does not declare it in DEPENDENCIES",
+                    f"add '{dep}' to {node.cls.__name__}.DEPENDENCIES",
+                    name,
+                )
+            )
         for dep in sorted(set(node.declared) - set(node.actual)):
             if dep in nodes:
-                findings.append(Finding(codes.UNUSED_DEPENDENCY,
-                                        f"declares '{dep}' but its provider does not receive it",
-                                        f"inject '{dep}' through the provider or drop it from DEPENDENCIES", name))
+                findings.append(
+                    Finding(
+                        codes.UNUSED_DEPENDENCY,
+                        f"declares '{dep}' but its provider does not receive it",
+                        f"inject '{dep}' through the provider or drop it from DEPENDENCIES",
+                        name,
+                    )
+                )
 
     graph = {name: tuple(d for d in node.dependencies if d in nodes) for name, node in nodes.items()}
     for cycle in elementary_cycles(graph):
         # Edges point from a module to what it needs; print in the direction of use.
-        findings.append(Finding(codes.CYCLE, "dependency cycle: " + " -> ".join(cycle),
-                                "break the cycle: move the shared part into a service or an event", cycle[0]))
+        findings.append(
+            Finding(
+                codes.CYCLE,
+                "dependency cycle: " + " -> ".join(cycle),
+                "break the cycle: move the shared part into a service or an event",
+                cycle[0],
+            )
+        )
     service_loop = _provider_cycle(container, module_ids)
     if service_loop:
-        findings.append(Finding(codes.CYCLE, "provider cycle: " + " -> ".join(service_loop),
-                                "a provider depends on itself through others; break the loop in containers.py"))
+        findings.append(
+            Finding(
+                codes.CYCLE,
+                "provider cycle: " + " -> ".join(service_loop),
+                "a provider depends on itself through others; break the loop in containers.py",
+            )
+        )
 
     disabled_set = set(disabled)
     for name in sorted(disabled_set - set(nodes)):
-        findings.append(Finding(codes.UNKNOWN_DISABLED, f"CREDIT_MODULES_DISABLED names unknown module '{name}'",
-                                _suggest(name, nodes)))
+        findings.append(
+            Finding(
+                codes.UNKNOWN_DISABLED, f"CREDIT_MODULES_DISABLED names unknown module '{name}'", _suggest(name, nodes)
+            )
+        )
     for name in sorted(disabled_set & set(nodes)):
         needed_by = sorted(n for n, deps in graph.items() if name in deps and n not in disabled_set)
         if needed_by:
-            findings.append(Finding(codes.DISABLED_BUT_NEEDED,
-                                    f"disabled module '{name}' is needed by {', '.join(needed_by)}",
-                                    "those modules will be skipped; disable them too or enable this one", name))
+            findings.append(
+                Finding(
+                    codes.DISABLED_BUT_NEEDED,
+                    f"disabled module '{name}' is needed by {', '.join(needed_by)}",
+                    "those modules will be skipped; disable them too or enable this one",
+                    name,
+                )
+            )
 
     return ModulePlan(nodes, topological_order(graph), disabled_set & set(nodes), findings)
 

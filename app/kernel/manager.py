@@ -1,4 +1,5 @@
 """Module lifecycle: build and initialize in load order, isolate failures, report health."""
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,13 @@ class ModuleState:
 
 def _unavailable_view(name: str, state: ModuleState):
     def unavailable(**_ignored):
-        return error_response(503, "module_unavailable", f"module {name} is {state.status}",
-                              {"module": name, "status": state.status}, {"Retry-After": "30"})
+        return error_response(
+            503,
+            "module_unavailable",
+            f"module {name} is {state.status}",
+            {"module": name, "status": state.status},
+            {"Retry-After": "30"},
+        )
 
     return unavailable
 
@@ -68,7 +74,9 @@ class ModuleManager:
         # The kernel's own routes (health, OpenAPI, static) are taken before any module's.
         owners: dict[tuple[str, str], str] = {
             (rule.rule, method): "kernel"
-            for rule in app.url_map.iter_rules() for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+            for rule in app.url_map.iter_rules()
+            for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        }
         for name in self.plan.load_order:
             state, node = self.states[name], self.plan.nodes[name]
             if name in self.plan.disabled:
@@ -105,8 +113,12 @@ class ModuleManager:
             for prefix in getattr(self.plan.nodes[name].cls, "ROUTE_PREFIXES", ()):
                 view = _unavailable_view(name, state)
                 for rule in (prefix, prefix.rstrip("/") + "/<path:rest>"):
-                    app.add_url_rule(rule, endpoint=f"module_unavailable.{name}.{rule}", view_func=view,
-                                     methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+                    app.add_url_rule(
+                        rule,
+                        endpoint=f"module_unavailable.{name}.{rule}",
+                        view_func=view,
+                        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                    )
 
     def _register_routes(self, app, state: ModuleState, owners: dict) -> None:
         before = {rule.endpoint for rule in app.url_map.iter_rules()}
@@ -116,9 +128,12 @@ class ModuleManager:
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 owner = owners.setdefault((rule.rule, method), state.name)
                 if owner != state.name:
-                    finding = Finding(codes.ROUTE_COLLISION,
-                                      f"{method} {rule.rule} is registered by both {owner} and {state.name}",
-                                      "change one module's path or URL prefix", state.name)
+                    finding = Finding(
+                        codes.ROUTE_COLLISION,
+                        f"{method} {rule.rule} is registered by both {owner} and {state.name}",
+                        "change one module's path or URL prefix",
+                        state.name,
+                    )
                     self.findings.append(finding)
                     raise WiringError(self.findings)
         state.routes = sorted({rule.rule for rule in added})
@@ -167,22 +182,34 @@ class ModuleManager:
     def get_module_health(self, name: str) -> dict:
         """The module's own check (bounded, briefly cached) plus its dependencies' status."""
         state = self.states[name]
-        report: dict[str, Any] = {"module": name, "critical": self.plan.nodes[name].critical,
-                                  "last_check": datetime.now(UTC).isoformat()}
+        report: dict[str, Any] = {
+            "module": name,
+            "critical": self.plan.nodes[name].critical,
+            "last_check": datetime.now(UTC).isoformat(),
+        }
         if state.status != "initialized":
-            report.update(status=UNHEALTHY if state.status != "disabled" else "disabled",
-                          module_status=state.status, details={"reason": state.reason}, uptime=0.0)
+            report.update(
+                status=UNHEALTHY if state.status != "disabled" else "disabled",
+                module_status=state.status,
+                details={"reason": state.reason},
+                uptime=0.0,
+            )
         else:
             own = self._cached_check(state)
-            report.update(status=own.get("status", UNHEALTHY),
-                          details={k: v for k, v in own.items() if not k.startswith("_")},
-                          last_check=own.get("_checked_at", report["last_check"]),
-                          uptime=round(time.monotonic() - state.started_at, 3))
+            report.update(
+                status=own.get("status", UNHEALTHY),
+                details={k: v for k, v in own.items() if not k.startswith("_")},
+                last_check=own.get("_checked_at", report["last_check"]),
+                uptime=round(time.monotonic() - state.started_at, 3),
+            )
         deps = {}
         for dep in self.plan.nodes[name].dependencies:
             dep_state = self.states[dep]
-            deps[dep] = self._cached_check(dep_state).get("status", UNHEALTHY) \
-                if dep_state.status == "initialized" else dep_state.status
+            deps[dep] = (
+                self._cached_check(dep_state).get("status", UNHEALTHY)
+                if dep_state.status == "initialized"
+                else dep_state.status
+            )
         report["dependencies"] = deps
         if report["status"] != UNHEALTHY and any(s not in (HEALTHY, DEGRADED) for s in deps.values()):
             report["status"] = UNHEALTHY
@@ -226,10 +253,13 @@ class ModuleManager:
 
     def overall_health(self) -> tuple[str, dict[str, dict]]:
         """healthy / degraded / unhealthy over every enabled module."""
-        reports = {name: self.get_module_health(name) for name in self.plan.load_order
-                   if self.states[name].status != "disabled"}
+        reports = {
+            name: self.get_module_health(name)
+            for name in self.plan.load_order
+            if self.states[name].status != "disabled"
+        }
         overall = HEALTHY
-        for name, report in reports.items():
+        for report in reports.values():
             status = report["status"]
             if status == UNHEALTHY and report["critical"]:
                 return UNHEALTHY, reports

@@ -1,4 +1,5 @@
 """The contract every module fulfils."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

@@ -1,4 +1,5 @@
 """Render the module graph for humans: a table, DOT or Mermaid."""
+
 from __future__ import annotations
 
 from app.kernel.graph import ModulePlan
@@ -12,7 +13,7 @@ def _all_modules(plan: ModulePlan) -> list[str]:
 def to_dot(plan: ModulePlan) -> str:
     lines = ["digraph modules {", "  rankdir=LR;"]
     for name in _all_modules(plan):
-        style = ' [style=dashed]' if name in plan.disabled else ""
+        style = " [style=dashed]" if name in plan.disabled else ""
         lines.append(f'  "{name}"{style};')
         for dep in plan.nodes[name].dependencies:
             lines.append(f'  "{name}" -> "{dep}";')
@@ -37,4 +38,4 @@ def to_table(report: dict) -> str:
         init = "" if info["init_ms"] is None else f"{info['init_ms']:.1f}"
         rows.append((str(info["load_position"]), name, info["status"], init, ", ".join(info["dependencies"]) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

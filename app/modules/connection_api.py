@@ -1,4 +1,5 @@
 """connection_api: the database, cache and API base every other module shares."""
+
 from __future__ import annotations
 
 from app.http.api import CreditApi, refuse_nul_in_path, require_json_object
@@ -39,8 +40,11 @@ class ConnectionApiModule(Module):
             return {**report, "status": "unhealthy", "error": f"database unreachable: {type(exc).__name__}"}
         report["schema_revision"] = revision
         if revision != head_revision():
-            return {**report, "status": "unhealthy",
-                    "error": f"database schema is at {revision}, not {head_revision()}: run `credit-system db upgrade`"}
+            return {
+                **report,
+                "status": "unhealthy",
+                "error": f"database schema is at {revision}, not {head_revision()}: run `credit-system db upgrade`",
+            }
         try:
             self.cache.ping()
         except Exception as exc:

@@ -1,4 +1,5 @@
 """Structured logs: one JSON object a line, configured once by the CLI's server commands."""
+
 from __future__ import annotations
 
 import logging.config

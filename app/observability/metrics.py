@@ -1,4 +1,5 @@
 """Prometheus metrics: HTTP requests by module and route, module health computed at scrape time."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ class Metrics:
             _use_multiprocess_values()
         self.registry = CollectorRegistry()
         self.requests = Counter("credit_http_requests", "HTTP requests handled.", LABELS, registry=self.registry)
-        self.latency = Histogram("credit_http_request_duration_seconds", "Time to produce the response.", LABELS,
-                                 registry=self.registry)
+        self.latency = Histogram(
+            "credit_http_request_duration_seconds", "Time to produce the response.", LABELS, registry=self.registry
+        )
         self._series: dict[tuple, tuple] = {}  # labelled children, looked up once per label set
 
     def observe(self, module: str, route: str, method: str, status: int, seconds: float) -> None:
@@ -84,10 +86,10 @@ class ModuleHealthCollector(Collector):
         self.manager = manager
 
     def collect(self) -> Iterator[Metric]:
-        health = GaugeMetricFamily("credit_module_health", "1 healthy, 0.5 degraded, 0 unhealthy.",
-                                   labels=["module"])
-        status = GaugeMetricFamily("credit_module_status", "1 for the module's lifecycle status.",
-                                   labels=["module", "status"])
+        health = GaugeMetricFamily("credit_module_health", "1 healthy, 0.5 degraded, 0 unhealthy.", labels=["module"])
+        status = GaugeMetricFamily(
+            "credit_module_status", "1 for the module's lifecycle status.", labels=["module", "status"]
+        )
         for name, state in self.manager.states.items():
             for candidate in MODULE_STATUSES:
                 status.add_metric([name, candidate], 1.0 if state.status == candidate else 0.0)

@@ -1,4 +1,5 @@
 """The request id: taken from a well-formed X-Request-ID header, else generated; kept on flask.g."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Per-request hooks: the request id header, one access log line and the request metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,18 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
         status, path = response.status_code, req.path
         metrics.observe(module, route, method, status, seconds)
         # Path only: no query string, body or headers (Authorization!) ever reach the log.
-        access_log.info("%s %s %s", method, path, status,
-                        extra={"method": method, "path": path, "route": route, "status": status,
-                               "duration_ms": round(seconds * 1000, 3), "module_name": module})
+        access_log.info(
+            "%s %s %s",
+            method,
+            path,
+            status,
+            extra={
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "module_name": module,
+            },
+        )
         return response

@@ -1,4 +1,5 @@
 """Fields and schemas shared by every module's API."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -32,25 +33,38 @@ no_nul = validate.Regexp(r"^[^\x00]*$", error="Must not contain NUL characters."
 
 
 def Amount(**kwargs) -> StrictInteger:
-    return StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT),
-                         metadata={"description": f"Integer credits, 1..{MAX_AMOUNT}", "example": 100}, **kwargs)
+    return StrictInteger(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": f"Integer credits, 1..{MAX_AMOUNT}", "example": 100},
+        **kwargs,
+    )
 
 
 def Description() -> fields.String:
-    return fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=500), no_nul],
-                         metadata={"description": "At most 500 characters"})
+    return fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(max=500), no_nul],
+        metadata={"description": "At most 500 characters"},
+    )
 
 
 class PageQuerySchema(Schema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
-    cursor = fields.String(load_default=None, validate=[validate.Length(max=512),
-                                                        validate.Regexp(r"^[A-Za-z0-9_-]*$", error="invalid cursor")],
-                           metadata={"description": "`next_cursor` of the previous page (opaque)"})
+    cursor = fields.String(
+        load_default=None,
+        validate=[validate.Length(max=512), validate.Regexp(r"^[A-Za-z0-9_-]*$", error="invalid cursor")],
+        metadata={"description": "`next_cursor` of the previous page (opaque)"},
+    )
 
 
 def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     """A `{items, next_cursor}` page of item_schema."""
-    return Schema.from_dict({
-        "items": fields.List(fields.Nested(item_schema), required=True),
-        "next_cursor": fields.String(allow_none=True, required=True),
-    }, name=name)
+    return Schema.from_dict(
+        {
+            "items": fields.List(fields.Nested(item_schema), required=True),
+            "next_cursor": fields.String(allow_none=True, required=True),
+        },
+        name=name,
+    )

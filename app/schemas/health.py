@@ -1,4 +1,5 @@
 """Kernel endpoint bodies: liveness, readiness, health and module status (documentation only)."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields
@@ -18,14 +19,20 @@ class ReadinessSchema(Schema):
 class ModuleHealthSchema(Schema):
     status = fields.String(required=True, metadata={"enum": [*HEALTH_STATUSES, "disabled"]})
     module = fields.String(required=True)
-    critical = fields.Boolean(required=True, metadata={"description": "An unhealthy critical module makes the "
-                                                                      "service unhealthy"})
-    dependencies = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                               metadata={"description": "Each dependency's health or module status"})
+    critical = fields.Boolean(
+        required=True, metadata={"description": "An unhealthy critical module makes the service unhealthy"}
+    )
+    dependencies = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Each dependency's health or module status"},
+    )
     last_check = fields.DateTime(format="iso", required=True)
     uptime = fields.Float(required=True, metadata={"description": "Seconds since the module started"})
-    module_status = fields.String(metadata={"enum": MODULE_STATUSES,
-                                            "description": "Admins only; when the module is not initialized"})
+    module_status = fields.String(
+        metadata={"enum": MODULE_STATUSES, "description": "Admins only; when the module is not initialized"}
+    )
     details = fields.Dict(metadata={"description": "Admins only: the module's own check"})
 
 
@@ -43,8 +50,9 @@ class ModuleStatusSchema(Schema):
     critical = fields.Boolean(required=True)
     source = fields.String(required=True, metadata={"description": "Where the module class came from"})
     routes = fields.List(fields.String(), required=True)
-    reason = fields.String(allow_none=True, metadata={"description": "Admins only: why it failed, was skipped "
-                                                                     "or disabled"})
+    reason = fields.String(
+        allow_none=True, metadata={"description": "Admins only: why it failed, was skipped or disabled"}
+    )
 
 
 class ModulesStatusSchema(Schema):

@@ -1,4 +1,5 @@
 """Wallet and transaction payloads."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate

@@ -1,12 +1,12 @@
 """User and authentication payloads."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 from app.schemas.common import StrictBoolean, no_nul
 
-USERNAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{3,32}$",
-                           error="3-32 characters of letters, digits, '_', '.' or '-'.")
+USERNAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{3,32}$", error="3-32 characters of letters, digits, '_', '.' or '-'.")
 PASSWORD = validate.Length(min=8, max=1024)
 
 
@@ -17,8 +17,9 @@ class UserCreateSchema(Schema):
 
 
 class LoginSchema(Schema):
-    username = fields.String(required=True, validate=[validate.Length(min=1, max=254), no_nul],
-                             metadata={"description": "Username or email"})
+    username = fields.String(
+        required=True, validate=[validate.Length(min=1, max=254), no_nul], metadata={"description": "Username or email"}
+    )
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 

@@ -1,4 +1,5 @@
 """Login, token verification and logout."""
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,14 @@ from app.services.tokens import Tokens
 
 
 class AuthService:
-    def __init__(self, database: Database, passwords: Passwords, tokens: Tokens, throttle: LoginThrottle,
-                 auth_state: AuthStateCache) -> None:
+    def __init__(
+        self,
+        database: Database,
+        passwords: Passwords,
+        tokens: Tokens,
+        throttle: LoginThrottle,
+        auth_state: AuthStateCache,
+    ) -> None:
         self._db = database
         self._passwords = passwords
         self._tokens = tokens
@@ -70,8 +77,9 @@ class AuthService:
 
     def logout(self, principal: Principal, jti: str, expires_at: int) -> None:
         with self._db.unit_of_work() as uow:
-            uow.session.add(RevokedToken(jti=jti, user_id=principal.user_id,
-                                         expires_at=datetime.fromtimestamp(expires_at, UTC)))
+            uow.session.add(
+                RevokedToken(jti=jti, user_id=principal.user_id, expires_at=datetime.fromtimestamp(expires_at, UTC))
+            )
             uow.after_commit(lambda: self._state.store_token(jti, True, expires_at - time.time()))
             try:
                 uow.commit()

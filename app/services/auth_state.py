@@ -1,5 +1,6 @@
 """What a token check needs (user's token version, active flag, role; revoked token ids),
 cached with version guards so a slow reader can never put back a stale answer."""
+
 from __future__ import annotations
 
 import json

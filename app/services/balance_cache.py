@@ -1,4 +1,5 @@
 """Cached balances, versioned by the wallet row's version so a stale value never wins."""
+
 from __future__ import annotations
 
 import json
@@ -42,4 +43,5 @@ class BalanceCache:
         """Every balance a posting changed, in one cache round trip."""
         self._cache.set_many_if_newer(
             [(self.key(b.user_id), b.version, json.dumps([b.balance, b.updated_at.isoformat()])) for b in balances],
-            self._ttl)
+            self._ttl,
+        )

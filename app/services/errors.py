@@ -1,4 +1,5 @@
 """Domain errors: one class per broken rule under one base; the HTTP edge maps codes to statuses."""
+
 from __future__ import annotations
 
 from typing import Any

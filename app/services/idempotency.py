@@ -1,4 +1,5 @@
 """Idempotency keys: a request's outcome stored in the same DB transaction as its effect."""
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,9 @@ class IdempotencyStore:
         now = datetime.now(UTC)
         values = self._values(request, outcome, now)
         if take_over:
-            taken_over = session.execute(_TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key,
-                                                      "now": now, **values})
+            taken_over = session.execute(
+                _TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key, "now": now, **values}
+            )
             if taken_over.rowcount == 1:
                 return
         self.submit(session, self.record(request, outcome, now)).rows()
@@ -89,8 +91,13 @@ class IdempotencyStore:
         return _INSERT.submit(session, record)
 
     def _values(self, request: IdempotencyRequest, outcome: Outcome, now: datetime) -> dict:
-        return {"request_hash": request.fingerprint, "status_code": outcome.status,
-                "response_body": json.dumps(outcome.body), "created_at": now, "expires_at": now + self.ttl}
+        return {
+            "request_hash": request.fingerprint,
+            "status_code": outcome.status,
+            "response_body": json.dumps(outcome.body),
+            "created_at": now,
+            "expires_at": now + self.ttl,
+        }
 
     @staticmethod
     def purge_expired(session: Session) -> int:

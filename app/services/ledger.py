@@ -5,6 +5,7 @@ concurrent postings never deadlock), then writes the transaction and its legs, w
 to zero; deposits are drawn from the issuance account and withdrawals paid into the
 redemption account. One unit of work, committed once, with the idempotency record.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -21,8 +22,14 @@ from app.infrastructure.database import Database, UnitOfWork
 from app.infrastructure.statements import Precompiled, batch
 from app.infrastructure.tables import Account, LedgerEntry, Transaction, User, utcnow
 from app.services.balance_cache import Balance, BalanceCache
-from app.services.errors import (AlreadyReversed, DomainError, IdempotencyConflict, InsufficientFunds, NotFound,
-                                 ValidationFailed)
+from app.services.errors import (
+    AlreadyReversed,
+    DomainError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    NotFound,
+    ValidationFailed,
+)
 from app.services.idempotency import RECORDS, IdempotencyRequest, IdempotencyStore, Outcome
 
 # Refusals that are business outcomes: stored under an idempotency key and replayed as-is.
@@ -43,8 +50,17 @@ class TransactionView:
 
     @classmethod
     def of(cls, row: Transaction, reversed_by: str | None = None) -> TransactionView:
-        return cls(row.id, row.type, row.amount, row.from_user_id, row.to_user_id, row.description,
-                   row.created_at, row.reverses, reversed_by)
+        return cls(
+            row.id,
+            row.type,
+            row.amount,
+            row.from_user_id,
+            row.to_user_id,
+            row.description,
+            row.created_at,
+            row.reverses,
+            reversed_by,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,17 +82,25 @@ class Leg:
 # several times what executing it does) and run as Precompiled: see that module for why.
 _accounts, _transactions, _entries = Account.__table__, Transaction.__table__, LedgerEntry.__table__
 _users = User.__table__
-_CREDIT = (update(_accounts)
-           .where(_accounts.c.user_id == bindparam("wallet_user_id"), _accounts.c.kind == "user")
-           .values(balance=_accounts.c.balance + bindparam("delta", type_=_accounts.c.balance.type),
-                   version=_accounts.c.version + 1, updated_at=bindparam("now", type_=_accounts.c.updated_at.type))
-           .returning(_accounts.c.id, _accounts.c.balance, _accounts.c.version))
+_CREDIT = (
+    update(_accounts)
+    .where(_accounts.c.user_id == bindparam("wallet_user_id"), _accounts.c.kind == "user")
+    .values(
+        balance=_accounts.c.balance + bindparam("delta", type_=_accounts.c.balance.type),
+        version=_accounts.c.version + 1,
+        updated_at=bindparam("now", type_=_accounts.c.updated_at.type),
+    )
+    .returning(_accounts.c.id, _accounts.c.balance, _accounts.c.version)
+)
 # A debit only happens if the balance stays >= 0; an `active` leg only if its user is active.
 _DEBIT = _CREDIT.where(_accounts.c.balance >= bindparam("needed", type_=_accounts.c.balance.type))
 _OWNER_ACTIVE = exists().where(_users.c.id == _accounts.c.user_id, _users.c.is_active.is_(true()))
-_WALLET_UPDATE = {(False, False): Precompiled(_CREDIT), (True, False): Precompiled(_DEBIT),
-                  (False, True): Precompiled(_CREDIT.where(_OWNER_ACTIVE)),
-                  (True, True): Precompiled(_DEBIT.where(_OWNER_ACTIVE))}
+_WALLET_UPDATE = {
+    (False, False): Precompiled(_CREDIT),
+    (True, False): Precompiled(_DEBIT),
+    (False, True): Precompiled(_CREDIT.where(_OWNER_ACTIVE)),
+    (True, True): Precompiled(_DEBIT.where(_OWNER_ACTIVE)),
+}
 _INSERT_TRANSACTION = Precompiled(insert(_transactions), column_keys=[c.key for c in _transactions.c])
 _ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at")
 
@@ -85,16 +109,29 @@ _ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at")
 def _insert_entries(by_owner: tuple[bool, ...]) -> Precompiled:
     """One INSERT of all of a posting's legs. A leg marked by_owner names its wallet by user
     (`owner_<n>`), for a pipelined posting that sends this before the wallet ids are known."""
+
     def account(leg: int, owner: bool):
         if not owner:
             return bindparam(f"account_id_{leg}", type_=_entries.c.account_id.type)
-        return (select(_accounts.c.id).where(_accounts.c.user_id == bindparam(f"owner_{leg}"),
-                                             _accounts.c.kind == "user").scalar_subquery())
+        return (
+            select(_accounts.c.id)
+            .where(_accounts.c.user_id == bindparam(f"owner_{leg}"), _accounts.c.kind == "user")
+            .scalar_subquery()
+        )
 
-    return Precompiled(insert(_entries).values([
-        {**{column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS},
-         "account_id": account(leg, owner)}
-        for leg, owner in enumerate(by_owner)]))
+    return Precompiled(
+        insert(_entries).values(
+            [
+                {
+                    **{
+                        column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS
+                    },
+                    "account_id": account(leg, owner),
+                }
+                for leg, owner in enumerate(by_owner)
+            ]
+        )
+    )
 
 
 @lru_cache(maxsize=64)
@@ -103,12 +140,15 @@ def _posting_statement(is_debit: bool, active: bool, by_owner: tuple[bool, ...],
     the idempotency record, as one statement of data-modifying CTEs; returns the wallet's
     row, or nothing if the update was refused. Parameters: the wallet update's, the
     entries', and the transaction's and the record's columns prefixed tx_ and key_."""
+
     def values(table, prefix: str) -> dict:
         return {c.key: bindparam(f"{prefix}{c.key}", type_=c.type) for c in table.c}
 
     wallet = _WALLET_UPDATE[(is_debit, active)].statement.cte("wallet")
-    parts = [insert(_transactions).values(values(_transactions, "tx_")).cte("new_transaction"),
-             _insert_entries(by_owner).statement.cte("new_entries")]
+    parts = [
+        insert(_transactions).values(values(_transactions, "tx_")).cte("new_transaction"),
+        _insert_entries(by_owner).statement.cte("new_entries"),
+    ]
     if with_record:
         parts.append(insert(RECORDS).values(values(RECORDS, "key_")).cte("new_record"))
     return Precompiled(select(wallet.c.id, wallet.c.balance, wallet.c.version).add_cte(*parts))
@@ -117,7 +157,8 @@ def _posting_statement(is_debit: bool, active: bool, by_owner: tuple[bool, ...],
 _USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
 _WALLET = select(Account).where(Account.user_id == bindparam("user_id"))
 _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
-    _transactions.c.reverses.in_(bindparam("ids", expanding=True)))
+    _transactions.c.reverses.in_(bindparam("ids", expanding=True))
+)
 
 
 class _KeyTaken(Exception):
@@ -147,8 +188,12 @@ class Ledger:
         self._balances = balances
 
     # -- running a money movement --------------------------------------------------------
-    def execute(self, operation: Callable[[UnitOfWork], TransactionView], render: Renderer,
-                idempotency: IdempotencyRequest | None = None) -> Outcome:
+    def execute(
+        self,
+        operation: Callable[[UnitOfWork], TransactionView],
+        render: Renderer,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> Outcome:
         """Run operation in one unit of work; with a key, store its outcome there too, or replay.
 
         A key is not looked up first: its record is inserted with the effect, under a unique
@@ -171,24 +216,26 @@ class Ledger:
                     raise IdempotencyConflict() from None
                 take_over = True  # past its lifetime: the key is free again
 
-    def _run(self, operation, render: Renderer, idempotency: IdempotencyRequest | None,
-             take_over: bool) -> Outcome:
+    def _run(self, operation, render: Renderer, idempotency: IdempotencyRequest | None, take_over: bool) -> Outcome:
         try:
             return self._attempt(operation, render, idempotency, take_over, step_by_step=False)
         except _NotInOneGo:
             return self._attempt(operation, render, idempotency, take_over, step_by_step=True)
 
-    def _attempt(self, operation, render: Renderer, idempotency: IdempotencyRequest | None,
-                 take_over: bool, step_by_step: bool) -> Outcome:
+    def _attempt(
+        self, operation, render: Renderer, idempotency: IdempotencyRequest | None, take_over: bool, step_by_step: bool
+    ) -> Outcome:
         with self._db.unit_of_work() as uow:
             uow.session.info[_STEP_BY_STEP] = step_by_step
             # The key's record is known as soon as the posting's view is (a first attempt
             # succeeds or is redone), so it goes out in the posting's round trip.
             recorded: list[tuple[TransactionView, Outcome]] = []
             if idempotency and not take_over and not step_by_step:
+
                 def record(view: TransactionView) -> dict:
                     recorded.append((view, Outcome(201, render.success(view))))
                     return self._idempotency.record(idempotency, recorded[0][1])
+
                 uow.session.info[_ALONG_WITH_POSTING] = record
             try:
                 view = operation(uow)
@@ -227,22 +274,44 @@ class Ledger:
     # -- primitives used inside an operation ----------------------------------------------
     # Core statements, not the ORM unit of work: this is the hot path, and every row it
     # writes is new and never read back through the session.
-    def post(self, uow: UnitOfWork, *, type: str, legs: list[Leg], from_user_id: str | None,
-             to_user_id: str | None, description: str | None, created_by: str,
-             reverses: str | None = None) -> TransactionView:
+    def post(
+        self,
+        uow: UnitOfWork,
+        *,
+        type: str,
+        legs: list[Leg],
+        from_user_id: str | None,
+        to_user_id: str | None,
+        description: str | None,
+        created_by: str,
+        reverses: str | None = None,
+    ) -> TransactionView:
         if sum(leg.amount for leg in legs) != 0 or any(leg.amount == 0 for leg in legs):
             raise ValueError("a posting's legs must be non-zero and sum to zero")
         amount = sum(leg.amount for leg in legs if leg.amount > 0)
         session, now = uow.session, utcnow()
-        view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now,
-                               reverses)
-        transaction = {"id": view.id, "type": type, "amount": amount, "from_user_id": from_user_id,
-                       "to_user_id": to_user_id, "description": description, "reverses": reverses,
-                       "created_by": created_by, "created_at": now}
+        view = TransactionView(str(uuid.uuid4()), type, amount, from_user_id, to_user_id, description, now, reverses)
+        transaction = {
+            "id": view.id,
+            "type": type,
+            "amount": amount,
+            "from_user_id": from_user_id,
+            "to_user_id": to_user_id,
+            "description": description,
+            "reverses": reverses,
+            "created_by": created_by,
+            "created_at": now,
+        }
         entries: dict[str, object] = {}
         for n, leg in enumerate(legs):
-            entries.update({f"transaction_id_{n}": view.id, f"amount_{n}": leg.amount, f"tx_type_{n}": type,
-                            f"created_at_{n}": now})
+            entries.update(
+                {
+                    f"transaction_id_{n}": view.id,
+                    f"amount_{n}": leg.amount,
+                    f"tx_type_{n}": type,
+                    f"created_at_{n}": now,
+                }
+            )
         # Fixed order on the wallet rows: concurrent transfers A->B and B->A cannot deadlock.
         wallet_legs = sorted((leg for leg in legs if leg.user_id), key=lambda leg: leg.user_id)
         if session.info.get(_STEP_BY_STEP, True):
@@ -252,8 +321,16 @@ class Ledger:
         uow.after_commit(lambda: self._balances.store_many(balances))
         return view
 
-    def _post_in_one_go(self, uow: UnitOfWork, view: TransactionView, legs: list[Leg], wallet_legs: list[Leg],
-                        now: datetime, transaction: dict, entries: dict) -> list[Balance]:
+    def _post_in_one_go(
+        self,
+        uow: UnitOfWork,
+        view: TransactionView,
+        legs: list[Leg],
+        wallet_legs: list[Leg],
+        now: datetime,
+        transaction: dict,
+        entries: dict,
+    ) -> list[Balance]:
         """The whole posting, with the unit's idempotency record if it has one, in one
         round trip (PostgreSQL: pipeline mode) and on PostgreSQL in two statements.
 
@@ -283,9 +360,12 @@ class Ledger:
                     # one row lock per statement, so they are still taken in user order.
                     *firsts, last = wallet_legs
                     updates = [update(leg) for leg in firsts]
-                    params = {**_update_params(last, now), **entries,
-                              **{f"tx_{name}": value for name, value in transaction.items()},
-                              **{f"key_{name}": value for name, value in (record or {}).items()}}
+                    params = {
+                        **_update_params(last, now),
+                        **entries,
+                        **{f"tx_{name}": value for name, value in transaction.items()},
+                        **{f"key_{name}": value for name, value in (record or {}).items()},
+                    }
                     statement = _posting_statement(last.amount < 0, last.active, by_owner, record is not None)
                     updates.append((last, statement.submit(session, params)))
                 else:
@@ -304,8 +384,9 @@ class Ledger:
             raise _NotInOneGo()
         return [Balance(leg.user_id, balance, now, version) for leg, ((_, balance, version),) in updated]
 
-    def _post_step_by_step(self, uow: UnitOfWork, legs: list[Leg], wallet_legs: list[Leg], now: datetime,
-                           transaction: dict, entries: dict) -> list[Balance]:
+    def _post_step_by_step(
+        self, uow: UnitOfWork, legs: list[Leg], wallet_legs: list[Leg], now: datetime, transaction: dict, entries: dict
+    ) -> list[Balance]:
         account_of: dict[str, str] = {}
         balances: list[Balance] = []
         for leg in wallet_legs:

@@ -1,5 +1,6 @@
 """Login throttling on the `limits` library; counters live in the configured cache backend,
 so with Redis the limit holds across every server process."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Opaque keyset cursors: a page never costs more because of the rows before it."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Password hashing with Argon2id (memory-hard); verification costs the same for unknown users."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher

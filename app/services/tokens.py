@@ -1,4 +1,5 @@
 """Signed, expiring bearer tokens (JWT, HS256)."""
+
 from __future__ import annotations
 
 import time
@@ -34,8 +35,14 @@ class Tokens:
     def issue(self, user_id: str, version: int) -> tuple[str, TokenClaims]:
         now = int(self._clock())
         claims = TokenClaims(user_id, version, uuid.uuid4().hex, now + self.ttl)
-        payload = {"sub": user_id, "ver": version, "jti": claims.jti, "iat": now, "exp": claims.expires_at,
-                   "typ": "access"}
+        payload = {
+            "sub": user_id,
+            "ver": version,
+            "jti": claims.jti,
+            "iat": now,
+            "exp": claims.expires_at,
+            "typ": "access",
+        }
         return jwt.encode(payload, self._key, algorithm=self.ALGORITHM), claims
 
     def decode(self, token: str) -> TokenClaims:
@@ -52,8 +59,9 @@ class Tokens:
 
     def _verify(self, token: str) -> TokenClaims:
         try:
-            payload = jwt.decode(token, self._key, algorithms=[self.ALGORITHM],
-                                 options={"require": ["sub", "exp", "jti", "ver"]})
+            payload = jwt.decode(
+                token, self._key, algorithms=[self.ALGORITHM], options={"require": ["sub", "exp", "jti", "ver"]}
+            )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the access token has expired") from exc
         except jwt.PyJWTError as exc:

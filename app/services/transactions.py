@@ -1,4 +1,5 @@
 """Transaction use cases: transfer, read, history, reversal."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,31 +28,52 @@ class TransactionService:
         self._db = database
         self._ledger = ledger
 
-    def transfer(self, actor: Principal, from_user_id: str, to_user_id: str, amount: int, description: str | None,
-                 render: Renderer, idempotency: IdempotencyRequest | None = None) -> Outcome:
+    def transfer(
+        self,
+        actor: Principal,
+        from_user_id: str,
+        to_user_id: str,
+        amount: int,
+        description: str | None,
+        render: Renderer,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> Outcome:
         if actor.user_id != from_user_id and not actor.is_admin:
             raise Forbidden("you may only transfer from your own wallet")
         if from_user_id == to_user_id:
             raise ValidationFailed.field("to_user_id", "must differ from from_user_id")
 
         def operation(uow):
-            return self._ledger.post(uow, type="transfer", from_user_id=from_user_id, to_user_id=to_user_id,
-                                     description=description, created_by=actor.user_id,
-                                     legs=[Leg(-amount, user_id=from_user_id, field="from_user_id"),
-                                           Leg(amount, user_id=to_user_id, field="to_user_id", active=True)])
+            return self._ledger.post(
+                uow,
+                type="transfer",
+                from_user_id=from_user_id,
+                to_user_id=to_user_id,
+                description=description,
+                created_by=actor.user_id,
+                legs=[
+                    Leg(-amount, user_id=from_user_id, field="from_user_id"),
+                    Leg(amount, user_id=to_user_id, field="to_user_id", active=True),
+                ],
+            )
 
         return self._ledger.execute(operation, render, idempotency)
 
-    def reverse(self, actor: Principal, transaction_id: str, reason: str | None, render: Renderer,
-                idempotency: IdempotencyRequest | None = None) -> Outcome:
+    def reverse(
+        self,
+        actor: Principal,
+        transaction_id: str,
+        reason: str | None,
+        render: Renderer,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> Outcome:
         """Post the mirror image of a transaction, once; the original is never edited."""
         if not actor.is_admin:
             raise Forbidden("only an admin may reverse a transaction")
 
         def operation(uow):
             # Locking the original serializes concurrent reversals of it (SQLite: writers already are).
-            original = uow.session.scalar(select(Transaction).where(Transaction.id == transaction_id)
-                                          .with_for_update())
+            original = uow.session.scalar(select(Transaction).where(Transaction.id == transaction_id).with_for_update())
             if original is None:
                 raise NotFound("no such transaction")
             if original.type == "reversal":
@@ -61,12 +83,22 @@ class TransactionService:
             entries = uow.session.execute(
                 select(LedgerEntry.amount, LedgerEntry.account_id, Account.user_id)
                 .join(Account, Account.id == LedgerEntry.account_id)
-                .where(LedgerEntry.transaction_id == original.id)).all()
-            legs = [Leg(-amount, user_id=user_id) if user_id else Leg(-amount, account_id=account_id)
-                    for amount, account_id, user_id in entries]
-            return self._ledger.post(uow, type="reversal", from_user_id=original.to_user_id,
-                                     to_user_id=original.from_user_id, description=reason,
-                                     created_by=actor.user_id, reverses=original.id, legs=legs)
+                .where(LedgerEntry.transaction_id == original.id)
+            ).all()
+            legs = [
+                Leg(-amount, user_id=user_id) if user_id else Leg(-amount, account_id=account_id)
+                for amount, account_id, user_id in entries
+            ]
+            return self._ledger.post(
+                uow,
+                type="reversal",
+                from_user_id=original.to_user_id,
+                to_user_id=original.from_user_id,
+                description=reason,
+                created_by=actor.user_id,
+                reverses=original.id,
+                legs=legs,
+            )
 
         return self._ledger.execute(operation, render, idempotency)
 
@@ -78,8 +110,9 @@ class TransactionService:
                 raise NotFound("no such transaction")
             return TransactionView.of(row, self._ledger.reversed_by(uow, [row.id]).get(row.id))
 
-    def history(self, actor: Principal, user_id: str | None, type: str | None, limit: int,
-                cursor: str | None) -> HistoryPage:
+    def history(
+        self, actor: Principal, user_id: str | None, type: str | None, limit: int, cursor: str | None
+    ) -> HistoryPage:
         """Transactions touching a wallet, newest first, on the (account, entry id) index, in one query."""
         user_id = user_id or actor.user_id
         if user_id != actor.user_id and not actor.is_admin:
@@ -92,8 +125,12 @@ class TransactionService:
             if account_id is None:
                 self._ledger.require_user(uow, user_id, "user_id", active=False)
                 return HistoryPage([], None)
-            params = {"account_id": account_id, "limit": limit + 1, "tx_type": type,
-                      "after": after[0] if after else None}
+            params = {
+                "account_id": account_id,
+                "limit": limit + 1,
+                "tx_type": type,
+                "after": after[0] if after else None,
+            }
             rows = uow.session.execute(_HISTORY_PAGE[(bool(type), after is not None)], params).all()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -126,15 +163,29 @@ def _history_page(by_type: bool, after_cursor: bool):
     read the page straight off the (account, [type,] id) index at any size.
     """
     t = _transactions
-    query = (select(_entries.c.id, t.c.id, t.c.type, t.c.amount, t.c.from_user_id, t.c.to_user_id,
-                    t.c.description, t.c.created_at, t.c.reverses, _reversal.c.id)
-             .select_from(_entries.join(t, t.c.id == _entries.c.transaction_id)
-                          .outerjoin(_reversal, _reversal.c.reverses == t.c.id))
-             .where(*_pinned(_entries.c.account_id, "account_id"))
-             .limit(bindparam("limit")))
+    query = (
+        select(
+            _entries.c.id,
+            t.c.id,
+            t.c.type,
+            t.c.amount,
+            t.c.from_user_id,
+            t.c.to_user_id,
+            t.c.description,
+            t.c.created_at,
+            t.c.reverses,
+            _reversal.c.id,
+        )
+        .select_from(
+            _entries.join(t, t.c.id == _entries.c.transaction_id).outerjoin(_reversal, _reversal.c.reverses == t.c.id)
+        )
+        .where(*_pinned(_entries.c.account_id, "account_id"))
+        .limit(bindparam("limit"))
+    )
     if by_type:
         query = query.where(*_pinned(_entries.c.tx_type, "tx_type")).order_by(
-            _entries.c.account_id.desc(), _entries.c.tx_type.desc(), _entries.c.id.desc())
+            _entries.c.account_id.desc(), _entries.c.tx_type.desc(), _entries.c.id.desc()
+        )
     else:
         query = query.order_by(_entries.c.account_id.desc(), _entries.c.id.desc())
     if after_cursor:
@@ -143,5 +194,6 @@ def _history_page(by_type: bool, after_cursor: bool):
 
 
 # Built once per shape: a history page is a hot read.
-_HISTORY_PAGE = {(by_type, after): _history_page(by_type, after)
-                 for by_type in (False, True) for after in (False, True)}
+_HISTORY_PAGE = {
+    (by_type, after): _history_page(by_type, after) for by_type in (False, True) for after in (False, True)
+}

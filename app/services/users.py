@@ -1,4 +1,5 @@
 """User accounts: registration, profile changes, deactivation, listing, admin bootstrap."""
+
 from __future__ import annotations
 
 import uuid
@@ -11,8 +12,7 @@ from app.http.principal import Principal
 from app.infrastructure.database import Database, DomainEvent
 from app.infrastructure.tables import User, utcnow
 from app.services.auth_state import AuthStateCache
-from app.services.errors import (EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken,
-                                 ValidationFailed)
+from app.services.errors import EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken, ValidationFailed
 from app.services.pagination import decode_cursor, encode_cursor
 from app.services.passwords import Passwords
 
@@ -33,9 +33,19 @@ class UserService:
 
     def register(self, username: str, email: str, password: str, role: str = "user") -> User:
         """Create a user; a `user.created` event in the same transaction lets wallets follow."""
-        user = User(id=str(uuid.uuid4()), username=username, username_key=username.lower(), email=email,
-                    email_key=email.lower(), password_hash=self._passwords.hash(password), role=role,
-                    is_active=True, token_version=0, created_at=utcnow(), updated_at=utcnow())
+        user = User(
+            id=str(uuid.uuid4()),
+            username=username,
+            username_key=username.lower(),
+            email=email,
+            email_key=email.lower(),
+            password_hash=self._passwords.hash(password),
+            role=role,
+            is_active=True,
+            token_version=0,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
         with self._db.unit_of_work() as uow:
             self._ensure_free(uow.session, username=username, email=email)
             uow.session.add(user)
@@ -99,8 +109,9 @@ class UserService:
             created_at, last_id = _parse_time(after[0]), after[1]
             if not isinstance(last_id, str) or "\x00" in last_id:  # PostgreSQL cannot compare a NUL
                 raise ValidationFailed.field("cursor", "invalid cursor")
-            query = query.where(or_(User.created_at < created_at,
-                                    and_(User.created_at == created_at, User.id < last_id)))
+            query = query.where(
+                or_(User.created_at < created_at, and_(User.created_at == created_at, User.id < last_id))
+            )
         with self._db.unit_of_work(write=False) as uow:
             rows = list(uow.session.scalars(query))
         more = len(rows) > limit

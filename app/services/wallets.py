@@ -1,4 +1,5 @@
 """Wallet use cases: balance, deposit (admin), withdrawal (owner or admin)."""
+
 from __future__ import annotations
 
 import uuid
@@ -48,27 +49,52 @@ class WalletService:
         self._balances.store(balance)
         return balance
 
-    def deposit(self, actor: Principal, user_id: str, amount: int, description: str | None, render: Renderer,
-                idempotency: IdempotencyRequest | None = None) -> Outcome:
+    def deposit(
+        self,
+        actor: Principal,
+        user_id: str,
+        amount: int,
+        description: str | None,
+        render: Renderer,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> Outcome:
         if not actor.is_admin:
             raise Forbidden("only an admin may deposit")
 
         def operation(uow):
-            return self._ledger.post(uow, type="deposit", from_user_id=None, to_user_id=user_id,
-                                     description=description, created_by=actor.user_id,
-                                     legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT),
-                                           Leg(amount, user_id=user_id, active=True)])
+            return self._ledger.post(
+                uow,
+                type="deposit",
+                from_user_id=None,
+                to_user_id=user_id,
+                description=description,
+                created_by=actor.user_id,
+                legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT), Leg(amount, user_id=user_id, active=True)],
+            )
 
         return self._ledger.execute(operation, render, idempotency)
 
-    def withdraw(self, actor: Principal, user_id: str, amount: int, description: str | None, render: Renderer,
-                 idempotency: IdempotencyRequest | None = None) -> Outcome:
+    def withdraw(
+        self,
+        actor: Principal,
+        user_id: str,
+        amount: int,
+        description: str | None,
+        render: Renderer,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> Outcome:
         _owner_or_admin(actor, user_id)
 
         def operation(uow):
-            return self._ledger.post(uow, type="withdrawal", from_user_id=user_id, to_user_id=None,
-                                     description=description, created_by=actor.user_id,
-                                     legs=[Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT)])
+            return self._ledger.post(
+                uow,
+                type="withdrawal",
+                from_user_id=user_id,
+                to_user_id=None,
+                description=description,
+                created_by=actor.user_id,
+                legs=[Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT)],
+            )
 
         return self._ledger.execute(operation, render, idempotency)
 

@@ -1,4 +1,5 @@
 """A test-only module with a slow route, to have a request in flight when the server stops."""
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """`credit-system serve` with several gunicorn workers: /metrics adds up every worker's requests,
 whichever worker answers the scrape; SIGTERM lets an in-flight request finish and exits 0."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,12 @@ def livez_count(url: str) -> float:
     """credit_http_requests_total summed over every /livez series, from one scrape."""
     response = requests.get(url + "/metrics", timeout=10)
     assert response.status_code == 200
-    return sum(sample.value for family in text_string_to_metric_families(response.text)
-               for sample in family.samples
-               if sample.name == "credit_http_requests_total" and sample.labels["route"] == "/livez")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "credit_http_requests_total" and sample.labels["route"] == "/livez"
+    )
 
 
 def fresh_get(url: str) -> int:
@@ -40,8 +44,14 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
     upgrade(database_url)
     private_tmp = tmp_path / "tmp"  # where `serve` makes its metrics dir, so the test can look at it
     private_tmp.mkdir()
-    env = server_env(database_url, "memory://", tmp_path, TMPDIR=str(private_tmp), PYTHONPATH=str(REPO_ROOT),
-                     CREDIT_MODULES_EXTRA="tests.e2e.slow_module:SlowModule")
+    env = server_env(
+        database_url,
+        "memory://",
+        tmp_path,
+        TMPDIR=str(private_tmp),
+        PYTHONPATH=str(REPO_ROOT),
+        CREDIT_MODULES_EXTRA="tests.e2e.slow_module:SlowModule",
+    )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = ServerProcess(env, workers=3, threads=1, log_path=tmp_path / "server.log").start()
     try:
@@ -60,8 +70,9 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
         assert len(writers) >= 2, f"only worker(s) {writers} served; the sum proved nothing"
 
         slow: dict = {}
-        request = threading.Thread(target=lambda: slow.update(
-            status=requests.get(server.url + "/slow?seconds=2", timeout=30).status_code))
+        request = threading.Thread(
+            target=lambda: slow.update(status=requests.get(server.url + "/slow?seconds=2", timeout=30).status_code)
+        )
         request.start()
         time.sleep(0.5)  # let a worker pick it up before the signal
         started = time.monotonic()

@@ -7,6 +7,7 @@ content type, and whose body matches the documented schema. Knobs: CREDIT_FUZZ_M
 operation and phase, default 100) and CREDIT_FUZZ_SEED (default fixed, so a failure reproduces).
 The Schemathesis output and its JSON report land in test-artifacts/; `make fuzz` runs this alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,15 @@ def backend(tmp_path):
 @pytest.fixture
 def fuzz_server(tmp_path, backend):
     database_url, cache_url = backend
-    container = build_container(load_settings(environ={}, database_url=database_url, cache_url=cache_url,
-                                              instance_path=str(tmp_path), secret_key="unused-here"))
+    container = build_container(
+        load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url=cache_url,
+            instance_path=str(tmp_path),
+            secret_key="unused-here",
+        )
+    )
     for name in ("admin", "root"):
         container.user_service().ensure_admin(name, f"{name}@example.com", DEFAULT_PASSWORD)
     container.database().dispose()
@@ -71,8 +79,7 @@ def fuzz_server(tmp_path, backend):
 
 
 def _token(url: str, username: str) -> str:
-    response = requests.post(url + "/auth/login", json={"username": username, "password": DEFAULT_PASSWORD},
-                             timeout=10)
+    response = requests.post(url + "/auth/login", json={"username": username, "password": DEFAULT_PASSWORD}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -81,16 +88,24 @@ def _world(url: str) -> dict:
     """Users alice (funded), bob and carol, a deposit, and tokens for each run's caller."""
     ids = {}
     for name in ("alice", "bob", "carol"):
-        response = requests.post(url + "/users", json={"username": name, "email": f"{name}@example.com",
-                                                       "password": DEFAULT_PASSWORD}, timeout=10)
+        response = requests.post(
+            url + "/users",
+            json={"username": name, "email": f"{name}@example.com", "password": DEFAULT_PASSWORD},
+            timeout=10,
+        )
         assert response.status_code == 201, response.text
         ids[name] = response.json()["id"]
-    tokens = {"admin": _token(url, "admin"), "user": _token(url, "alice"),
-              "accounts": _token(url, "root"), "logout": _token(url, "root")}
+    tokens = {
+        "admin": _token(url, "admin"),
+        "user": _token(url, "alice"),
+        "accounts": _token(url, "root"),
+        "logout": _token(url, "root"),
+    }
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     ids["admin"] = requests.get(url + "/users/me", headers=admin, timeout=10).json()["id"]
-    response = requests.post(url + "/wallet/deposit", json={"user_id": ids["alice"], "amount": 1_000_000},
-                             headers=admin, timeout=10)
+    response = requests.post(
+        url + "/wallet/deposit", json={"user_id": ids["alice"], "amount": 1_000_000}, headers=admin, timeout=10
+    )
     assert response.status_code == 201, response.text
     return {"tokens": tokens, "ids": ids, "deposit": response.json()["id"]}
 
@@ -107,8 +122,10 @@ def _config(world: dict, role: str) -> str:
         '[dictionaries.modules]\nvalues = ["connection_api", "user_management", "wallet_module", '
         '"transactions_module"]',
         "[parameters]",
-        *(f'"{key}" = {{ dictionary = "users", probability = 0.5 }}'
-          for key in ("path.user_id", "query.user_id", "body.user_id", "body.from_user_id", "body.to_user_id")),
+        *(
+            f'"{key}" = {{ dictionary = "users", probability = 0.5 }}'
+            for key in ("path.user_id", "query.user_id", "body.user_id", "body.from_user_id", "body.to_user_id")
+        ),
         '"path.transaction_id" = { dictionary = "transactions", probability = 0.5 }',
         '"path.name" = { dictionary = "modules", probability = 0.5 }',
     ]
@@ -129,13 +146,33 @@ def test_schemathesis_finds_no_contract_violation(fuzz_server, role, tmp_path, c
     ARTIFACTS.mkdir(exist_ok=True)
     report_path = ARTIFACTS / f"schemathesis-{role}.json"
     report_path.unlink(missing_ok=True)
-    command = [str(BIN / "st"), "--config-file", str(config), "run", f"{fuzz_server.url}/openapi.json",
-               "--header", f"Authorization: Bearer {token}", "--checks", CHECKS,
-               "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-               "--workers", "1",  # 2+ threads trip a CPython 3.11 ast.parse race inside Hypothesis
-               "--request-timeout", "10", "--no-shrink", *RUNS[role],
-               "--report", "json,har", "--report-json-path", str(report_path),
-               "--report-har-path", str(tmp_path / "schemathesis.har")]
+    command = [
+        str(BIN / "st"),
+        "--config-file",
+        str(config),
+        "run",
+        f"{fuzz_server.url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",  # 2+ threads trip a CPython 3.11 ast.parse race inside Hypothesis
+        "--request-timeout",
+        "10",
+        "--no-shrink",
+        *RUNS[role],
+        "--report",
+        "json,har",
+        "--report-json-path",
+        str(report_path),
+        "--report-har-path",
+        str(tmp_path / "schemathesis.har"),
+    ]
     env = {key: value for key, value in os.environ.items() if key != "SCHEMATHESIS_HOOKS"} | {"NO_COLOR": "1"}
     # In tmp_path: Schemathesis keeps a .schemathesis/ cache in its working directory.
     result = subprocess.run(command, capture_output=True, text=True, timeout=840, env=env, cwd=tmp_path)
@@ -147,16 +184,19 @@ def test_schemathesis_finds_no_contract_violation(fuzz_server, role, tmp_path, c
     failures = sum(failure["count"] for failure in report["failures"])
     har = json.loads((tmp_path / "schemathesis.har").read_text())
     statuses = Counter(entry["response"]["status"] for entry in har["log"]["entries"])
-    summary = (f"schemathesis [{role}]: {operations['tested']} operations tested, {cases['generated']} cases, "
-               f"{failures} failures ({cases['unique_failures']} unique), {len(report['errors'])} errors, "
-               f"seed {report['seed']}, {report['running_time']:.0f}s; responses by status: "
-               + ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items())))
+    summary = (
+        f"schemathesis [{role}]: {operations['tested']} operations tested, {cases['generated']} cases, "
+        f"{failures} failures ({cases['unique_failures']} unique), {len(report['errors'])} errors, "
+        f"seed {report['seed']}, {report['running_time']:.0f}s; responses by status: "
+        + ", ".join(f"{status}: {count}" for status, count in sorted(statuses.items()))
+    )
     with capsys.disabled():
         print(f"\n{summary}")
     assert operations["tested"] == operations["selected"] > 0, summary
     assert cases["generated"] > 0, summary
     assert result.returncode == 0 and not failures and not report["errors"], (
-        f"{summary}\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}")
+        f"{summary}\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
+    )
     if role != "logout":  # the run kept its caller: it was not answered 401 from some point on
         me = requests.get(fuzz_server.url + "/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert me.status_code == 200 and me.json()["role"] == ("user" if role == "user" else "admin"), me.text

@@ -1,5 +1,6 @@
 """What gunicorn refuses before the app runs (request line or header too long) still gets the
 API's error body, not gunicorn's HTML page."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,19 +17,22 @@ def server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("wire")
     database_url = f"sqlite:///{tmp_path / 'credit.sqlite3'}"
     upgrade(database_url)
-    with ServerProcess(server_env(database_url, "memory://", tmp_path), workers=1, threads=2,
-                       log_path=tmp_path / "server.log") as server:
+    with ServerProcess(
+        server_env(database_url, "memory://", tmp_path), workers=1, threads=2, log_path=tmp_path / "server.log"
+    ) as server:
         yield server
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("status", "code", "request_kwargs"), [
-    (414, "uri_too_long", {"params": {"cursor": "a" * 9000}}),  # over limit_request_line (8190)
-    (431, "request_header_fields_too_large", {"headers": {"X-Padding": "a" * 9000}}),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "request_kwargs"),
+    [
+        (414, "uri_too_long", {"params": {"cursor": "a" * 9000}}),  # over limit_request_line (8190)
+        (431, "request_header_fields_too_large", {"headers": {"X-Padding": "a" * 9000}}),
+    ],
+)
 def test_requests_gunicorn_refuses_get_the_error_body(server, status, code, request_kwargs):
     response = requests.get(server.url + "/transactions", timeout=10, **request_kwargs)
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json", WIRING_HINT
-    assert response.json() == {"error": {"code": code, "message": response.json()["error"]["message"],
-                                         "details": {}}}
+    assert response.json() == {"error": {"code": code, "message": response.json()["error"]["message"], "details": {}}}

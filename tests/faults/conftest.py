@@ -4,6 +4,7 @@ restart, plus the clients, figures and book checks the fault scenarios share.
 The cluster is started once per session (a migrated template database is cloned for
 every test); every test gets a fresh Redis server. Neither touches the shared services.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,12 +59,14 @@ class PostgresCluster:
         self.port = free_port()
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        done = subprocess.run(_as_postgres([str(PG_BIN / args[0]), *args[1:]]), capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(
+            _as_postgres([str(PG_BIN / args[0]), *args[1:]]), capture_output=True, text=True, timeout=timeout
+        )
         if done.returncode != 0:
             log_tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"{args[0]} {args[-1]} failed ({done.returncode}): {done.stdout}{done.stderr}\n"
-                               f"server log: {log_tail}")
+            raise RuntimeError(
+                f"{args[0]} {args[-1]} failed ({done.returncode}): {done.stdout}{done.stderr}\nserver log: {log_tail}"
+            )
         return done
 
     def init(self) -> None:
@@ -74,18 +77,36 @@ class PostgresCluster:
     def start(self, timeout: int = 30) -> None:
         # fsync=off: the tests crash PostgreSQL's processes, never the machine, so the page cache
         # keeps every committed write and crash recovery stays exact.
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                   "-c fsync=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", str(timeout),
-                  "start", timeout=timeout + 10)
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            "-c fsync=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(timeout),
+            "start",
+            timeout=timeout + 10,
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """fast: disconnect clients and shut down cleanly; immediate: like a crash."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def running(self) -> bool:
-        return subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]),
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "status"]), capture_output=True
+            ).returncode
+            == 0
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -116,9 +137,24 @@ class RedisServer:
 
     def start(self, timeout: float = 10) -> None:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--logfile", str(self.root / f"redis-{self.port}.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--logfile",
+                str(self.root / f"redis-{self.port}.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -127,7 +163,7 @@ class RedisServer:
                 return
             except redis.RedisError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on {self.port} did not come up")
+                    raise RuntimeError(f"redis-server on {self.port} did not come up") from None
                 time.sleep(0.05)
 
     def pause(self) -> None:
@@ -257,10 +293,12 @@ class Figures:
     def summary(self) -> str:
         statuses = ",".join(f"{status}:{count}" for status, count in sorted(self.statuses.items()))
         extra = "".join(f" {key}={value}" for key, value in self.extra.items())
-        return (f"FAULT-FIGURES {self.name}: requests={self.requests} faults_injected={self.faults} "
-                f"client_failures={self.client_failures} 5xx={self.five_xx} retries={self.retries} "
-                f"money_lost={self.money_lost} (expected={self.money_expected} actual={self.money_actual}) "
-                f"max_latency={self.max_latency:.2f}s statuses={{{statuses}}}{extra}")
+        return (
+            f"FAULT-FIGURES {self.name}: requests={self.requests} faults_injected={self.faults} "
+            f"client_failures={self.client_failures} 5xx={self.five_xx} retries={self.retries} "
+            f"money_lost={self.money_lost} (expected={self.money_expected} actual={self.money_actual}) "
+            f"max_latency={self.max_latency:.2f}s statuses={{{statuses}}}{extra}"
+        )
 
 
 @pytest.fixture
@@ -305,8 +343,16 @@ class Api:
         self.figures.answered(response.status_code, response.elapsed_seconds)
         return response
 
-    def send(self, method: str, path: str, body: dict, headers: dict, server: int = 0,
-             deadline_seconds: float = 60, first_timeout: float | None = None) -> tuple[int, dict]:
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: dict,
+        headers: dict,
+        server: int = 0,
+        deadline_seconds: float = 60,
+        first_timeout: float | None = None,
+    ) -> tuple[int, dict]:
         """Send until there is an answer that is not a fault: a connection error, a timeout or a
         503 is retried with the same request (and so the same Idempotency-Key) on the next
         server; 409 idempotency_conflict (the first attempt still running) is retried too.
@@ -356,20 +402,29 @@ class Party:
 
 
 def ensure_admin(database_url: str, instance: Path) -> None:
-    container = build_container(load_settings(environ={}, database_url=database_url, cache_url="memory://",
-                                              instance_path=str(instance), secret_key="unused-here"))
+    container = build_container(
+        load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url="memory://",
+            instance_path=str(instance),
+            secret_key="unused-here",
+        )
+    )
     try:
         container.user_service().ensure_admin("admin", "admin@example.com", DEFAULT_PASSWORD)
     finally:
         container.database().dispose()
 
 
-def start_servers(database_url: str, cache_url: str, instance: Path, count: int, workers: int,
-                  threads: int) -> list[ServerProcess]:
+def start_servers(
+    database_url: str, cache_url: str, instance: Path, count: int, workers: int, threads: int
+) -> list[ServerProcess]:
     """`count` gunicorn servers on the same database and cache, started side by side."""
     env = server_env(database_url, cache_url, instance)
-    servers = [ServerProcess(env, workers=workers, threads=threads, log_path=instance / f"server{i}.log")
-               for i in range(count)]
+    servers = [
+        ServerProcess(env, workers=workers, threads=threads, log_path=instance / f"server{i}.log") for i in range(count)
+    ]
     with ThreadPoolExecutor(count) as pool:
         list(pool.map(lambda server: server.start(timeout=60), servers))
     return servers
@@ -382,13 +437,22 @@ def fund_parties(api: Api, admin: dict, count: int, funding: int, committed: dic
 
     def one(i: int) -> Party:
         name = f"f{suffix}{i}"
-        status, user = api.send("POST", "/users", {"username": name, "email": f"{name}@example.com",
-                                                   "password": DEFAULT_PASSWORD}, {}, server=i)
+        status, user = api.send(
+            "POST",
+            "/users",
+            {"username": name, "email": f"{name}@example.com", "password": DEFAULT_PASSWORD},
+            {},
+            server=i,
+        )
         assert status == 201, user
         key = f"fund-{user['id']}"
-        status, body = api.send("POST", "/wallet/deposit", {"user_id": user["id"], "amount": funding,
-                                                            "description": key},
-                                {**admin, "Idempotency-Key": key}, server=i)
+        status, body = api.send(
+            "POST",
+            "/wallet/deposit",
+            {"user_id": user["id"], "amount": funding, "description": key},
+            {**admin, "Idempotency-Key": key},
+            server=i,
+        )
         assert status == 201, body
         committed[key] = body
         return Party(user["id"], name, api.login(name))
@@ -412,8 +476,9 @@ def net_issued(transaction: dict) -> int:
     return transaction["amount"] * (int(into_users) - int(out_of_users))
 
 
-def check_books(database: FaultDatabase, api: Api, admin: dict, parties: list[Party], figures: Figures,
-                committed: dict[str, dict]) -> VerifyReport:
+def check_books(
+    database: FaultDatabase, api: Api, admin: dict, parties: list[Party], figures: Figures, committed: dict[str, dict]
+) -> VerifyReport:
     """The ledger after the storm. `committed` maps every Idempotency-Key that clients saw
     succeed (201) to the transaction they were given. Asserts: the verifier is clean; every
     transaction is the effect of exactly one key (its description is that key) and every key
@@ -434,10 +499,12 @@ def check_books(database: FaultDatabase, api: Api, admin: dict, parties: list[Pa
     assert not duplicated, f"keys that took effect more than once: {duplicated}"
     stored_effects = {key: json.loads(body)["id"] for key, status, body in stored if status == 201}
     assert len(set(stored_effects.values())) == len(stored_effects), "two keys point at one transaction"
-    assert {tx_id: description for tx_id, description in transactions} == \
-        {tx_id: key for key, tx_id in stored_effects.items()}, "a transaction without its key, or a key without it"
-    assert {key: tx["id"] for key, tx in committed.items()} == stored_effects, \
+    assert {tx_id: description for tx_id, description in transactions} == {
+        tx_id: key for key, tx_id in stored_effects.items()
+    }, "a transaction without its key, or a key without it"
+    assert {key: tx["id"] for key, tx in committed.items()} == stored_effects, (
         "clients and the database disagree about which keys took effect"
+    )
 
     balances = {}
     for party in parties:
@@ -507,8 +574,9 @@ class BackgroundLoad:
     """Client threads looping transfer (with a fresh Idempotency-Key, also its description)
     then balance read, each thread on its own server; one attempt per request, no retries."""
 
-    def __init__(self, api: Api, parties: list[Party], threads: int = 4, amounts: tuple[int, int] = (1, 20),
-                 pause: float = 0.0) -> None:
+    def __init__(
+        self, api: Api, parties: list[Party], threads: int = 4, amounts: tuple[int, int] = (1, 20), pause: float = 0.0
+    ) -> None:
         self.api, self.parties, self.amounts, self.pause = api, parties, amounts, pause
         self.attempts: list[Attempt] = []
         self._lock = threading.Lock()
@@ -533,9 +601,13 @@ class BackgroundLoad:
         while not self._stop.is_set():
             a, b = rng.sample(self.parties, 2)
             key = f"load-{uuid.uuid4().hex}"
-            self._send("POST", "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                 "amount": rng.randint(*self.amounts), "description": key},
-                       {**a.headers, "Idempotency-Key": key}, server)
+            self._send(
+                "POST",
+                "/transactions",
+                {"from_user_id": a.id, "to_user_id": b.id, "amount": rng.randint(*self.amounts), "description": key},
+                {**a.headers, "Idempotency-Key": key},
+                server,
+            )
             self._send("GET", f"/wallet/balance/{a.id}", None, a.headers, server)
             if self.pause:
                 time.sleep(self.pause)
@@ -565,8 +637,9 @@ class BackgroundLoad:
             status, payload = attempt.status, attempt.payload
             if status is None or status == 503:
                 resent += 1
-                status, payload = self.api.send(attempt.method, attempt.path, attempt.body, attempt.headers,
-                                                attempt.server + 1)
+                status, payload = self.api.send(
+                    attempt.method, attempt.path, attempt.body, attempt.headers, attempt.server + 1
+                )
             assert status in (201, 409), (attempt.path, status, payload)
             if status == 201:
                 committed[attempt.key] = payload
@@ -577,7 +650,8 @@ def busiest_worker(server: ServerProcess) -> int:
     """The worker pid holding the most client connections to the server (gunicorn's gthread
     workers keep a client's connection, so a worker with none would be an idle victim)."""
     workers = server.worker_pids()
-    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{server.port} )"], capture_output=True, text=True
+    ).stdout
     held = Counter(int(pid) for pid in re.findall(r"pid=(\d+)", out) if int(pid) in workers)
     return held.most_common(1)[0][0] if held else random.choice(workers)

@@ -1,5 +1,6 @@
 """The cache itself, against a Redis we stall: a write that could not land is never served
 stale afterwards, by this process or (once Redis answers) by any other."""
+
 from __future__ import annotations
 
 import time

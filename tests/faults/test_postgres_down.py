@@ -1,6 +1,7 @@
 """PostgreSQL stopped under load: quick 503 service_unavailable (never a 500, never a hang),
 not ready, unhealthy, still alive; started again: the same processes recover on their own
 and the ledger holds nothing half-written."""
+
 from __future__ import annotations
 
 import time
@@ -8,8 +9,18 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import (Api, BackgroundLoad, all_workers_report, body_of, check_books, ensure_admin,
-                                   fund_parties, probe, start_servers, wait_until)
+from tests.faults.conftest import (
+    Api,
+    BackgroundLoad,
+    all_workers_report,
+    body_of,
+    check_books,
+    ensure_admin,
+    fund_parties,
+    probe,
+    start_servers,
+    wait_until,
+)
 
 OUTAGE_SECONDS = 3.0
 QUICK = 5.0  # every answer while the database is down comes within this many seconds
@@ -35,16 +46,26 @@ def test_postgres_stopped_answers_503_quickly_and_recovers(postgres, redis_serve
             unhealthy_after = wait_until(lambda: all_workers_report(api, "/health", (503, "unhealthy")), timeout=10)
             assert unhealthy_after is not None, "/health never said unhealthy with the database down"
             # Every kind of endpoint: a 503 service_unavailable (or a cached 200), quickly, never a 500.
-            sweep = [("POST", "/users", {"username": "newcomer", "email": "newcomer@example.com",
-                                         "password": "correct-horse-battery"}, {}),
-                     ("POST", "/auth/login", {"username": a.username, "password": "correct-horse-battery"}, {}),
-                     ("GET", "/users/me", None, a.headers), ("GET", f"/users/{a.id}", None, admin),
-                     ("GET", "/users", None, admin), ("GET", f"/transactions?user_id={a.id}", None, admin),
-                     ("GET", "/transactions", None, a.headers), ("GET", f"/wallet/balance/{b.id}", None, admin),
-                     ("POST", "/wallet/deposit", {"user_id": a.id, "amount": 10}, admin),
-                     ("POST", "/wallet/withdraw", {"user_id": a.id, "amount": 10}, a.headers),
-                     ("POST", "/auth/logout", None, parties[-1].headers),
-                     ("GET", "/modules/status", None, {}), ("GET", "/modules/connection_api/health", None, {})]
+            sweep = [
+                (
+                    "POST",
+                    "/users",
+                    {"username": "newcomer", "email": "newcomer@example.com", "password": "correct-horse-battery"},
+                    {},
+                ),
+                ("POST", "/auth/login", {"username": a.username, "password": "correct-horse-battery"}, {}),
+                ("GET", "/users/me", None, a.headers),
+                ("GET", f"/users/{a.id}", None, admin),
+                ("GET", "/users", None, admin),
+                ("GET", f"/transactions?user_id={a.id}", None, admin),
+                ("GET", "/transactions", None, a.headers),
+                ("GET", f"/wallet/balance/{b.id}", None, admin),
+                ("POST", "/wallet/deposit", {"user_id": a.id, "amount": 10}, admin),
+                ("POST", "/wallet/withdraw", {"user_id": a.id, "amount": 10}, a.headers),
+                ("POST", "/auth/logout", None, parties[-1].headers),
+                ("GET", "/modules/status", None, {}),
+                ("GET", "/modules/connection_api/health", None, {}),
+            ]
             swept = Counter()
             for method, path, body, headers in sweep:
                 started = time.monotonic()
@@ -60,14 +81,20 @@ def test_postgres_stopped_answers_503_quickly_and_recovers(postgres, redis_serve
             while time.monotonic() - outage_start < OUTAGE_SECONDS:
                 key = f"outage-{probes}"
                 started = time.monotonic()
-                response = api.request("POST", "/transactions", json={"from_user_id": a.id, "to_user_id": b.id,
-                                                                     "amount": 3, "description": key},
-                                       headers={**a.headers, "Idempotency-Key": key})
+                response = api.request(
+                    "POST",
+                    "/transactions",
+                    json={"from_user_id": a.id, "to_user_id": b.id, "amount": 3, "description": key},
+                    headers={**a.headers, "Idempotency-Key": key},
+                )
                 assert response.status_code == 503, response.text
                 assert body_of(response)["error"]["code"] == "service_unavailable", response.text
                 assert time.monotonic() - started < QUICK
-                for path, want in (("/readyz", (503, "not_ready")), ("/health", (503, "unhealthy")),
-                                   ("/livez", (200, "alive"))):
+                for path, want in (
+                    ("/readyz", (503, "not_ready")),
+                    ("/health", (503, "unhealthy")),
+                    ("/livez", (200, "alive")),
+                ):
                     status, body, seconds = probe(api, path)
                     assert (status, body.get("status")) == want, (path, status, body)
                     assert seconds < QUICK, (path, seconds)
@@ -77,9 +104,12 @@ def test_postgres_stopped_answers_503_quickly_and_recovers(postgres, redis_serve
             outage_end = time.monotonic()
 
             def transfers_again() -> bool:
-                response = api.request("POST", "/transactions", json={"from_user_id": a.id, "to_user_id": b.id,
-                                                                     "amount": 5, "description": "recovered"},
-                                       headers={**a.headers, "Idempotency-Key": "recovered"})
+                response = api.request(
+                    "POST",
+                    "/transactions",
+                    json={"from_user_id": a.id, "to_user_id": b.id, "amount": 5, "description": "recovered"},
+                    headers={**a.headers, "Idempotency-Key": "recovered"},
+                )
                 if response.status_code == 201:
                     committed["recovered"] = body_of(response)
                     return True
@@ -98,14 +128,22 @@ def test_postgres_stopped_answers_503_quickly_and_recovers(postgres, redis_serve
         during = load.between(outage_start, outage_end)
         writes_during = [a for a in during if a.method == "POST"]
         refused = [a for a in writes_during if a.status == 503]
-        figures.extra.update(probes_during_outage=probes, endpoint_sweep=dict(swept),
-                             load_writes_during_outage=len(writes_during), load_writes_refused=len(refused),
-                             unhealthy_after=f"{unhealthy_after:.2f}s", recovered_after=f"{recovered_after:.2f}s",
-                             outage_max_latency=f"{max((a.seconds for a in during), default=0):.2f}s")
+        figures.extra.update(
+            probes_during_outage=probes,
+            endpoint_sweep=dict(swept),
+            load_writes_during_outage=len(writes_during),
+            load_writes_refused=len(refused),
+            unhealthy_after=f"{unhealthy_after:.2f}s",
+            recovered_after=f"{recovered_after:.2f}s",
+            outage_max_latency=f"{max((a.seconds for a in during), default=0):.2f}s",
+        )
         assert refused, "the load never saw the outage"
-        wrong = [(a.path, a.status, a.payload) for a in load.attempts
-                 if a.status not in (200, 201, 409, 503)
-                 or (a.status == 503 and a.payload.get("error", {}).get("code") != "service_unavailable")]
+        wrong = [
+            (a.path, a.status, a.payload)
+            for a in load.attempts
+            if a.status not in (200, 201, 409, 503)
+            or (a.status == 503 and a.payload.get("error", {}).get("code") != "service_unavailable")
+        ]
         assert not wrong, wrong[:5]
         slow = [(a.path, round(a.seconds, 2)) for a in load.attempts if a.seconds >= QUICK]
         assert not slow, slow[:5]

@@ -1,6 +1,7 @@
 """Redis killed under load: the service keeps answering from PostgreSQL and says `degraded`;
 Redis back: `healthy` again without a restart, and the cache is written again. Redis
 stalled: what could not be written to it is not served stale once it answers again."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,17 @@ import time
 import pytest
 from sqlalchemy import text
 
-from tests.faults.conftest import (Api, BackgroundLoad, all_workers_report, check_books, ensure_admin,
-                                   fund_parties, probe, start_servers, wait_until)
+from tests.faults.conftest import (
+    Api,
+    BackgroundLoad,
+    all_workers_report,
+    check_books,
+    ensure_admin,
+    fund_parties,
+    probe,
+    start_servers,
+    wait_until,
+)
 from tests.helpers import DEFAULT_PASSWORD
 
 OUTAGE_SECONDS = 3.0
@@ -37,8 +47,9 @@ def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, f
             degraded_after = wait_until(lambda: all_workers_report(api, "/health", (200, "degraded")), timeout=10)
             assert degraded_after is not None, "/health never said degraded with Redis down"
             # Logging in while the throttle's storage is gone still works.
-            response = api.request("POST", "/auth/login", json={"username": parties[0].username,
-                                                                "password": DEFAULT_PASSWORD})
+            response = api.request(
+                "POST", "/auth/login", json={"username": parties[0].username, "password": DEFAULT_PASSWORD}
+            )
             assert response.status_code == 200, response.text
             # Stay down a while, every server answering 200 degraded all along.
             while time.monotonic() - outage_start < OUTAGE_SECONDS:
@@ -57,9 +68,12 @@ def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, f
             load.stop()
 
         during = load.between(outage_start, outage_end)
-        figures.extra.update(outage_requests=len(during), degraded_after=f"{degraded_after:.2f}s",
-                             healthy_after=f"{healthy_after:.2f}s",
-                             outage_max_latency=f"{max((a.seconds for a in during), default=0):.2f}s")
+        figures.extra.update(
+            outage_requests=len(during),
+            degraded_after=f"{degraded_after:.2f}s",
+            healthy_after=f"{healthy_after:.2f}s",
+            outage_max_latency=f"{max((a.seconds for a in during), default=0):.2f}s",
+        )
         assert len([a for a in during if a.method == "POST"]) >= 10, "the load hardly ran during the outage"
         failed = [(a.path, a.status, a.payload) for a in load.attempts if a.status not in (200, 201)]
         assert not failed, failed[:5]
@@ -70,9 +84,12 @@ def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, f
         # After recovery a write lands in the cache again, and reads agree with the database.
         a, b = parties[0], parties[1]
         key = "after-recovery"
-        status, transfer = api.send("POST", "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                              "amount": 7, "description": key},
-                                    {**a.headers, "Idempotency-Key": key})
+        status, transfer = api.send(
+            "POST",
+            "/transactions",
+            {"from_user_id": a.id, "to_user_id": b.id, "amount": 7, "description": key},
+            {**a.headers, "Idempotency-Key": key},
+        )
         assert status == 201, transfer
         engine = postgres.engine()
         try:
@@ -132,9 +149,12 @@ def test_redis_stall_leaves_no_stale_cache_behind(postgres, redis_server, figure
             a, b = parties[i % 4], parties[(i + 1) % 4]
             key = f"stall-{i}"
             started = time.monotonic()
-            status, body = api.send("POST", "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                              "amount": 10 + i, "description": key},
-                                    {**a.headers, "Idempotency-Key": key})
+            status, body = api.send(
+                "POST",
+                "/transactions",
+                {"from_user_id": a.id, "to_user_id": b.id, "amount": 10 + i, "description": key},
+                {**a.headers, "Idempotency-Key": key},
+            )
             seconds = time.monotonic() - started
             assert status == 201, (status, body)
             # One cache timeout per request at most, not one per cache call (~5 of them).
@@ -143,8 +163,10 @@ def test_redis_stall_leaves_no_stale_cache_behind(postgres, redis_server, figure
             committed[key] = body
         status, body = api.send("POST", "/auth/logout", None, leaving)
         assert status == 204, body
-        figures.extra.update(stall_seconds=f"{time.monotonic() - stalled:.2f}s",
-                             stalled_transfer_max_latency=f"{max(stalled_latency):.2f}s")
+        figures.extra.update(
+            stall_seconds=f"{time.monotonic() - stalled:.2f}s",
+            stalled_transfer_max_latency=f"{max(stalled_latency):.2f}s",
+        )
         redis_server.resume()
 
         engine = postgres.engine()
@@ -161,8 +183,9 @@ def test_redis_stall_leaves_no_stale_cache_behind(postgres, redis_server, figure
             return last["seen"] == expected and last["me"] == {401}
 
         consistent_after = wait_until(consistent, timeout=5, interval=0.2)
-        assert consistent_after is not None, \
+        assert consistent_after is not None, (
             f"stale cache after the stall: balances {last['seen']} vs {expected}; logged-out token got {last['me']}"
+        )
         figures.extra["consistent_after"] = f"{consistent_after:.2f}s"
         assert wait_until(lambda: all_workers_report(api, "/health", (200, "healthy")), timeout=10) is not None
         assert figures.statuses[500] == 0 and figures.client_failures == 0, figures.summary()

@@ -4,6 +4,7 @@ A request that fails (no answer, a timeout, or 503) is retried on the OTHER serv
 same Idempotency-Key; impatient clients time out at once, so their retry races the original.
 Afterwards: money conserved exactly, every key took effect at most once, and the ledger
 verifies clean."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import (Api, busiest_worker, check_books, ensure_admin, fund_parties, start_servers,
-                                   wait_until)
+from tests.faults.conftest import (
+    Api,
+    busiest_worker,
+    check_books,
+    ensure_admin,
+    fund_parties,
+    start_servers,
+    wait_until,
+)
 
 CLIENTS = 12
 PARTIES = 10
@@ -52,16 +60,28 @@ def test_retries_across_servers_take_effect_once(postgres, redis_server, figures
                     path, body, headers = f"/transactions/{target}/reverse", {"reason": key}, admin
                 elif roll < 0.6 or roll >= 0.8:
                     a, b = rng.sample(parties, 2)
-                    path, body, headers = "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                            "amount": rng.randint(1, 60), "description": key}, a.headers
+                    path, body, headers = (
+                        "/transactions",
+                        {"from_user_id": a.id, "to_user_id": b.id, "amount": rng.randint(1, 60), "description": key},
+                        a.headers,
+                    )
                 else:
                     a = rng.choice(parties)
-                    path, body, headers = "/wallet/withdraw", {"user_id": a.id, "amount": rng.randint(1, 25),
-                                                               "description": key}, a.headers
+                    path, body, headers = (
+                        "/wallet/withdraw",
+                        {"user_id": a.id, "amount": rng.randint(1, 25), "description": key},
+                        a.headers,
+                    )
                 # Some clients are impatient: their retry races the first attempt, still running.
                 impatient = rng.uniform(0.01, 0.08) if rng.random() < IMPATIENT else None
-                status, payload = api.send("POST", path, body, {**headers, "Idempotency-Key": key},
-                                           server=rng.randrange(len(servers)), first_timeout=impatient)
+                status, payload = api.send(
+                    "POST",
+                    path,
+                    body,
+                    {**headers, "Idempotency-Key": key},
+                    server=rng.randrange(len(servers)),
+                    first_timeout=impatient,
+                )
                 with lock:
                     if api.last_attempts() > 1:
                         retried[0] += 1
@@ -84,8 +104,12 @@ def test_retries_across_servers_take_effect_once(postgres, redis_server, figures
             victim = busiest_worker(servers[0])
             os.kill(victim, signal.SIGKILL)
             figures.faults += 1
-            assert wait_until(lambda: victim not in servers[0].worker_pids()
-                              and len(servers[0].worker_pids()) == 2, timeout=30) is not None
+            assert (
+                wait_until(
+                    lambda: victim not in servers[0].worker_pids() and len(servers[0].worker_pids()) == 2, timeout=30
+                )
+                is not None
+            )
             time.sleep(1.0)
             # 2. PostgreSQL crashes (immediate: no shutdown checkpoint) and comes back
             postgres.stop("immediate")
@@ -106,14 +130,20 @@ def test_retries_across_servers_take_effect_once(postgres, redis_server, figures
                 thread.join(timeout=90)
         assert not any(thread.is_alive() for thread in threads), "a client hung"
 
-        figures.extra.update(operations=sum(outcomes.values()), retried_operations=retried[0],
-                             retries_answered_by_replay=replayed[0], outcomes=dict(outcomes))
+        figures.extra.update(
+            operations=sum(outcomes.values()),
+            retried_operations=retried[0],
+            retries_answered_by_replay=replayed[0],
+            outcomes=dict(outcomes),
+        )
         assert not wrong, wrong[:5]
         assert figures.statuses[500] == 0, figures.summary()
-        assert retried[0] > 0 and figures.client_failures > 0 and figures.statuses[503] > 0, \
+        assert retried[0] > 0 and figures.client_failures > 0 and figures.statuses[503] > 0, (
             "the faults never made a client retry"
-        assert outcomes["201:transfer"] > 50 and outcomes["201:withdrawal"] > 5 and outcomes["201:reversal"] > 5, \
+        )
+        assert outcomes["201:transfer"] > 50 and outcomes["201:withdrawal"] > 5 and outcomes["201:reversal"] > 5, (
             outcomes
+        )
         for server in range(len(servers)):  # both servers serve again
             assert api.request("GET", f"/wallet/balance/{parties[0].id}", server, headers=admin).status_code == 200
         check_books(postgres, api, admin, parties, figures, committed)

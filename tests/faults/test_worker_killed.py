@@ -1,6 +1,7 @@
 """A gunicorn worker SIGKILLed in the middle of transfers: clients retry what was cut off
 with the same Idempotency-Key; nothing is half-written, no key takes effect twice, no money
 appears or vanishes, and the master brings the worker count back."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,15 @@ import time
 
 import pytest
 
-from tests.faults.conftest import (Api, busiest_worker, check_books, ensure_admin, fund_parties, start_servers,
-                                   wait_until)
+from tests.faults.conftest import (
+    Api,
+    busiest_worker,
+    check_books,
+    ensure_admin,
+    fund_parties,
+    start_servers,
+    wait_until,
+)
 
 CLIENTS = 8
 WORKERS = 3
@@ -42,12 +50,13 @@ def test_worker_killed_mid_transfers_keeps_the_books(postgres, redis_server, fig
                 key = f"k{index}-{n}"
                 if rng.random() < 0.8:
                     a, b = rng.sample(parties, 2)
-                    path, body = "/transactions", {"from_user_id": a.id, "to_user_id": b.id,
-                                                   "amount": rng.randint(1, 80), "description": key}
+                    path, body = (
+                        "/transactions",
+                        {"from_user_id": a.id, "to_user_id": b.id, "amount": rng.randint(1, 80), "description": key},
+                    )
                 else:
                     a = rng.choice(parties)
-                    path, body = "/wallet/withdraw", {"user_id": a.id, "amount": rng.randint(1, 30),
-                                                      "description": key}
+                    path, body = "/wallet/withdraw", {"user_id": a.id, "amount": rng.randint(1, 30), "description": key}
                 status, payload = api.send("POST", path, body, {**a.headers, "Idempotency-Key": key})
                 with lock:
                     outcomes[key] = status
@@ -84,9 +93,12 @@ def test_worker_killed_mid_transfers_keeps_the_books(postgres, redis_server, fig
         wrong = {key: status for key, status in outcomes.items() if status not in (201, 409)}
         assert not wrong, list(wrong.items())[:5]
         assert figures.statuses[500] == 0, figures.summary()
-        figures.extra.update(operations=len(outcomes), keys_retried_after_cutoff=len(retried_keys),
-                             retries_answered_by_replay=len(replayed_keys),
-                             workers_killed=len(killed))
+        figures.extra.update(
+            operations=len(outcomes),
+            keys_retried_after_cutoff=len(retried_keys),
+            retries_answered_by_replay=len(replayed_keys),
+            workers_killed=len(killed),
+        )
         assert sum(1 for status in outcomes.values() if status == 201) > 50
         check_books(postgres, api, admin, parties, figures, committed)
     finally:

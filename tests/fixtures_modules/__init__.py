@@ -5,6 +5,7 @@ scenario (``tests.fixtures_modules.cycle:Alpha`` and so on). ``EVENTS`` records 
 kernel did to these modules (constructor calls, initialize, shutdown) so tests can assert
 on order and on what was *not* called; ``reset()`` empties it between tests.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Modules whose dependencies form cycles; their constructors record any call."""
+
 from __future__ import annotations
 
 from app.kernel import Module

@@ -1,4 +1,5 @@
 """Modules for lifecycle and health tests: failing, recording, hanging."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Modules that each trip one wiring check."""
+
 from __future__ import annotations
 
 from app.kernel import Module

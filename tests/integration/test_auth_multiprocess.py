@@ -1,5 +1,6 @@
 """Two `credit-system serve` processes on one PostgreSQL database and one Redis: logout,
 deactivation and the login throttle hold across processes, immediately."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,8 +30,9 @@ def shared_backends():
 @pytest.fixture(scope="module")
 def env(shared_backends, tmp_path_factory):
     database_url, redis_url = shared_backends
-    return server_env(database_url, redis_url, tmp_path_factory.mktemp("multiprocess"),
-                      CREDIT_LOGIN_MAX_FAILURES=str(MAX_FAILURES))
+    return server_env(
+        database_url, redis_url, tmp_path_factory.mktemp("multiprocess"), CREDIT_LOGIN_MAX_FAILURES=str(MAX_FAILURES)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,13 @@ def empty_redis(shared_backends):
 @pytest.fixture(scope="module")
 def admin(env):
     """An admin made through the user service against the shared database."""
-    settings = load_settings(environ={}, database_url=env["CREDIT_DATABASE_URL"], cache_url=env["CREDIT_CACHE_URL"],
-                             secret_key=env["CREDIT_SECRET_KEY"], instance_path=env["CREDIT_INSTANCE_PATH"])
+    settings = load_settings(
+        environ={},
+        database_url=env["CREDIT_DATABASE_URL"],
+        cache_url=env["CREDIT_CACHE_URL"],
+        secret_key=env["CREDIT_SECRET_KEY"],
+        instance_path=env["CREDIT_INSTANCE_PATH"],
+    )
     container = build_container(settings)
     try:
         container.user_service().ensure_admin("root", "root@example.com", PASSWORD)
@@ -72,8 +79,11 @@ def unique(prefix: str) -> str:
 
 
 def register(base: str, username: str) -> dict:
-    response = requests.post(f"{base}/users", json={"username": username, "email": f"{username}@example.com",
-                                                    "password": PASSWORD}, timeout=TIMEOUT)
+    response = requests.post(
+        f"{base}/users",
+        json={"username": username, "email": f"{username}@example.com", "password": PASSWORD},
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -135,8 +145,12 @@ def test_password_change_on_b_revokes_the_token_on_a(servers):
     headers_a = login(server_a, username)
     headers_b = login(server_b, username)
     assert me(server_a, headers_a).status_code == 200
-    response = requests.patch(f"{server_b}/users/{user['id']}", headers=headers_b, timeout=TIMEOUT,
-                              json={"password": "new-password-2", "current_password": PASSWORD})
+    response = requests.patch(
+        f"{server_b}/users/{user['id']}",
+        headers=headers_b,
+        timeout=TIMEOUT,
+        json={"password": "new-password-2", "current_password": PASSWORD},
+    )
     assert response.status_code == 200, response.text
     for _ in range(4):
         assert_error(me(server_a, headers_a), 401, "unauthorized")

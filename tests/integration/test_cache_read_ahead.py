@@ -3,6 +3,7 @@
 The Redis cases count the commands that really reach Redis; a balance request must make
 exactly one (the token check's MGET, carrying the balance).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -27,8 +28,12 @@ class CommandLog:
         def send_packed_command(connection, command, check_health=True):
             chunks = [command] if isinstance(command, (bytes, str)) else command
             # RESP: *<n>\r\n$<len>\r\n<name>\r\n... — the name is the third line.
-            self.names.append(bytes(b"".join(c if isinstance(c, bytes) else bytes(c) for c in chunks)
-                                    ).split(b"\r\n")[2].decode().upper())
+            self.names.append(
+                bytes(b"".join(c if isinstance(c, bytes) else bytes(c) for c in chunks))
+                .split(b"\r\n")[2]
+                .decode()
+                .upper()
+            )
             return send(connection, command, check_health)
 
         monkeypatch.setattr(redis.Connection, "send_packed_command", send_packed_command)

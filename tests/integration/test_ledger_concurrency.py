@@ -1,4 +1,5 @@
 """Many threads against one app on the configured backend (SQLite, or PostgreSQL + Redis)."""
+
 from __future__ import annotations
 
 import threading
@@ -78,8 +79,9 @@ def test_opposite_transfers_between_the_same_wallets_do_not_deadlock(app, http, 
 
     def move(i):
         src, dst = (a, b) if i % 2 else (b, a)
-        return http.post("/transactions", {"from_user_id": src.id, "to_user_id": dst.id, "amount": 1 + i % 7},
-                         src.headers)[0]
+        return http.post(
+            "/transactions", {"from_user_id": src.id, "to_user_id": dst.id, "amount": 1 + i % 7}, src.headers
+        )[0]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(move, range(400)))

@@ -1,5 +1,6 @@
 """Real server processes over HTTP: two gunicorn servers sharing PostgreSQL + Redis, and one
 server on SQLite. Thousands of random operations; afterwards the books must balance."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,15 @@ SERVER_REDIS_URL = backends.REDIS_URL.rsplit("/", 1)[0] + "/14"
 
 
 def _admin(database_url: str, cache_url: str, instance) -> None:
-    container = build_container(load_settings(environ={}, database_url=database_url, cache_url=cache_url,
-                                              instance_path=str(instance), secret_key="unused-here"))
+    container = build_container(
+        load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url=cache_url,
+            instance_path=str(instance),
+            secret_key="unused-here",
+        )
+    )
     container.user_service().ensure_admin("admin", "admin@example.com", DEFAULT_PASSWORD)
     container.database().dispose()
 
@@ -30,8 +38,15 @@ def _login_admin(http: ServersHttp) -> Party:
 
 
 def _verifier(database_url: str, instance):
-    container = build_container(load_settings(environ={}, database_url=database_url, cache_url="memory://",
-                                              instance_path=str(instance), secret_key="unused-here"))
+    container = build_container(
+        load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url="memory://",
+            instance_path=str(instance),
+            secret_key="unused-here",
+        )
+    )
     return container, LedgerVerifier(container.database())
 
 
@@ -45,8 +60,10 @@ def shared_postgres():
 def test_two_servers_on_postgres_and_redis_keep_the_books(shared_postgres, tmp_path):
     _admin(shared_postgres, SERVER_REDIS_URL, tmp_path)
     env = server_env(shared_postgres, SERVER_REDIS_URL, tmp_path)
-    with ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "a.log") as a, \
-            ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "b.log") as b:
+    with (
+        ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "a.log") as a,
+        ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "b.log") as b,
+    ):
         http = ServersHttp([a.url, b.url], seed=3)
         admin = _login_admin(http)
         parties = setup_parties(http, admin, count=16, funding=400, password=DEFAULT_PASSWORD)

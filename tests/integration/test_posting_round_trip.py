@@ -1,5 +1,6 @@
 """On PostgreSQL a posting and its idempotency record go out together: two statements (the
 first wallet's update, then one carrying the rest) in one pipeline."""
+
 from __future__ import annotations
 
 import psycopg
@@ -30,8 +31,13 @@ def sent(monkeypatch) -> list[tuple[str, int | None]]:
 
 def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
     with backends.throwaway_postgres() as database_url:
-        settings = load_settings(environ={}, database_url=database_url, cache_url="memory://",
-                                 secret_key="test-secret-key-0123456789abcdef", instance_path=str(tmp_path))
+        settings = load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url="memory://",
+            secret_key="test-secret-key-0123456789abcdef",
+            instance_path=str(tmp_path),
+        )
         app = create_app(settings)
         try:
             client = app.test_client()
@@ -43,21 +49,27 @@ def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
 
             body = {"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 20}
             sent.clear()
-            assert client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"}
-                               ).status_code == 201
+            assert (
+                client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"}).status_code == 201
+            )
             writes = [(sql, pipeline) for sql, pipeline in sent if sql.split()[0] in ("UPDATE", "INSERT", "WITH")]
             assert len(writes) == 2, writes
             assert writes[0][0].startswith("UPDATE accounts SET")
             rest = writes[1][0]
-            for part in ("UPDATE accounts SET", "INSERT INTO transactions", "INSERT INTO ledger_entries",
-                         "INSERT INTO idempotency_keys"):
+            for part in (
+                "UPDATE accounts SET",
+                "INSERT INTO transactions",
+                "INSERT INTO ledger_entries",
+                "INSERT INTO idempotency_keys",
+            ):
                 assert part in rest
             assert writes[0][1] is not None and writes[1][1] == writes[0][1]
 
             before = ledger_snapshot(app)
             sent.clear()
-            refused = client.post("/transactions", json={**body, "amount": 31},
-                                  headers={**alice_h, "Idempotency-Key": "b"})
+            refused = client.post(
+                "/transactions", json={**body, "amount": 31}, headers={**alice_h, "Idempotency-Key": "b"}
+            )
             assert refused.status_code == 409
             # Sent in one go, rolled back, then redone one statement at a time.
             assert any(pipeline is not None for _, pipeline in sent)

@@ -1,5 +1,6 @@
 """RedisCache keeps a connection per thread; one that Redis dropped (a restart, a killed
 client) is replaced on first use, not mistaken for Redis being down."""
+
 from __future__ import annotations
 
 import pytest

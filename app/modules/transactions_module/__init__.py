@@ -1,4 +1,5 @@
 """transactions_module: transfers, history and reversals."""
+
 from __future__ import annotations
 
 from app.kernel import Module
@@ -15,8 +16,13 @@ class TransactionsModule(Module):
     DESCRIPTION = "Transfers, history and reversals"
     ROUTE_PREFIXES = ("/transactions",)
 
-    def __init__(self, connection_api: ConnectionApiModule, user_management: UserManagementModule,
-                 wallet_module: WalletModule, transactions: TransactionService) -> None:
+    def __init__(
+        self,
+        connection_api: ConnectionApiModule,
+        user_management: UserManagementModule,
+        wallet_module: WalletModule,
+        transactions: TransactionService,
+    ) -> None:
         self.connection = connection_api
         self.users = user_management
         # Transfers post into wallets: this module is only meaningful once they exist.

@@ -1,4 +1,5 @@
 """HTTP routes for transfers, history and reversals."""
+
 from __future__ import annotations
 
 from app.http.blueprint import Blueprint
@@ -27,9 +28,17 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     def transfer(body):
         """Move credits between two users' wallets (owner of from_user_id, or admin)."""
         actor = guard.principal()
-        return outcome_response(transactions.transfer(
-            actor, body["from_user_id"], body["to_user_id"], body["amount"], body["description"],
-            RENDERER, idempotency_request(actor.user_id, body)))
+        return outcome_response(
+            transactions.transfer(
+                actor,
+                body["from_user_id"],
+                body["to_user_id"],
+                body["amount"],
+                body["description"],
+                RENDERER,
+                idempotency_request(actor.user_id, body),
+            )
+        )
 
     @blp.route("", methods=["GET"])
     @blp.arguments(HistoryQuerySchema, location="query")
@@ -37,8 +46,7 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     @errors("forbidden", "not_found", "validation_error", auth=True)
     def history(query):
         """Transactions touching a user (default: the caller), newest first."""
-        page = transactions.history(guard.principal(), query["user_id"], query["type"], query["limit"],
-                                    query["cursor"])
+        page = transactions.history(guard.principal(), query["user_id"], query["type"], query["limit"], query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     @blp.route("/<string(maxlength=64):transaction_id>")
@@ -51,12 +59,14 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     @blp.route("/<string(maxlength=64):transaction_id>/reverse", methods=["POST"])
     @blp.arguments(ReverseSchema)
     @blp.response(201, TransactionSchema)
-    @errors("forbidden", "not_found", "already_reversed", "insufficient_funds", auth=True, body=True,
-            idempotent=True)
+    @errors("forbidden", "not_found", "already_reversed", "insufficient_funds", auth=True, body=True, idempotent=True)
     def reverse(body, transaction_id):
         """Post the mirror image of a transaction (admin, once)."""
         actor = guard.principal()
-        return outcome_response(transactions.reverse(actor, transaction_id, body["reason"], RENDERER,
-                                                     idempotency_request(actor.user_id, body)))
+        return outcome_response(
+            transactions.reverse(
+                actor, transaction_id, body["reason"], RENDERER, idempotency_request(actor.user_id, body)
+            )
+        )
 
     return blp

@@ -1,4 +1,5 @@
 """user_management: accounts, bearer tokens, roles and login throttling."""
+
 from __future__ import annotations
 
 from app.http.guard import AccessGuard
@@ -17,8 +18,14 @@ class UserManagementModule(Module):
     DESCRIPTION = "Users, bearer tokens, roles and login throttling"
     ROUTE_PREFIXES = ("/users", "/auth")
 
-    def __init__(self, connection_api: ConnectionApiModule, users: UserService, auth: AuthService,
-                 guard: AccessGuard, throttle: LoginThrottle) -> None:
+    def __init__(
+        self,
+        connection_api: ConnectionApiModule,
+        users: UserService,
+        auth: AuthService,
+        guard: AccessGuard,
+        throttle: LoginThrottle,
+    ) -> None:
         self.connection = connection_api
         self.users = users
         self.auth = auth

@@ -1,4 +1,5 @@
 """HTTP routes for users and authentication: parse, call one service, return."""
+
 from __future__ import annotations
 
 from flask import request

@@ -1,4 +1,5 @@
 """wallet_module: one wallet per user, balances, deposits and withdrawals."""
+
 from __future__ import annotations
 
 from app.kernel import Module
@@ -15,8 +16,9 @@ class WalletModule(Module):
     DESCRIPTION = "Wallets, balances, deposits and withdrawals"
     ROUTE_PREFIXES = ("/wallet",)
 
-    def __init__(self, connection_api: ConnectionApiModule, user_management: UserManagementModule,
-                 wallets: WalletService) -> None:
+    def __init__(
+        self, connection_api: ConnectionApiModule, user_management: UserManagementModule, wallets: WalletService
+    ) -> None:
         self.connection = connection_api
         self.users = user_management
         self.wallets = wallets

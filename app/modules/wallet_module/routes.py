@@ -1,4 +1,5 @@
 """HTTP routes for wallets."""
+
 from __future__ import annotations
 
 from app.http.blueprint import Blueprint
@@ -37,8 +38,16 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     def deposit(body):
         """Credit a wallet from the issuance account (admin)."""
         actor = guard.principal()
-        return outcome_response(wallets.deposit(actor, body["user_id"], body["amount"], body["description"],
-                                                RENDERER, idempotency_request(actor.user_id, body)))
+        return outcome_response(
+            wallets.deposit(
+                actor,
+                body["user_id"],
+                body["amount"],
+                body["description"],
+                RENDERER,
+                idempotency_request(actor.user_id, body),
+            )
+        )
 
     @blp.route("/withdraw", methods=["POST"])
     @blp.arguments(MoneyMovementSchema)
@@ -47,7 +56,15 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     def withdraw(body):
         """Debit a wallet into the redemption account (owner or admin)."""
         actor = guard.principal()
-        return outcome_response(wallets.withdraw(actor, body["user_id"], body["amount"], body["description"],
-                                                 RENDERER, idempotency_request(actor.user_id, body)))
+        return outcome_response(
+            wallets.withdraw(
+                actor,
+                body["user_id"],
+                body["amount"],
+                body["description"],
+                RENDERER,
+                idempotency_request(actor.user_id, body),
+            )
+        )
 
     return blp

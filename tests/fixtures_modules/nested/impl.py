@@ -1,4 +1,5 @@
 """The module class itself, one level below its package."""
+
 from __future__ import annotations
 
 from app.kernel import Module

@@ -4,6 +4,7 @@ and once through the installed console script.
 Every run gets its own environment: a migrated SQLite file in a tmp folder, an in-process
 cache and an explicit secret key; CREDIT_* variables from the outer environment are removed.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,10 @@ from tests import fixtures_modules
 SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
 SHIPPED_EDGES = {
     ("user_management", "connection_api"),
-    ("wallet_module", "connection_api"), ("wallet_module", "user_management"),
-    ("transactions_module", "connection_api"), ("transactions_module", "user_management"),
+    ("wallet_module", "connection_api"),
+    ("wallet_module", "user_management"),
+    ("transactions_module", "connection_api"),
+    ("transactions_module", "user_management"),
     ("transactions_module", "wallet_module"),
 }
 FX = "tests.fixtures_modules"
@@ -45,8 +48,12 @@ def cli_env(tmp_path, migrated_sqlite) -> dict[str, str | None]:
     database = tmp_path / "credit.sqlite3"
     shutil.copyfile(migrated_sqlite, database)
     env: dict[str, str | None] = dict.fromkeys(SETTING_VARIABLES)  # None: removed for the run
-    env.update(CREDIT_DATABASE_URL=f"sqlite:///{database}", CREDIT_INSTANCE_PATH=str(tmp_path),
-               CREDIT_SECRET_KEY="cli-test-secret-0123456789abcdef", CREDIT_CACHE_URL="memory://")
+    env.update(
+        CREDIT_DATABASE_URL=f"sqlite:///{database}",
+        CREDIT_INSTANCE_PATH=str(tmp_path),
+        CREDIT_SECRET_KEY="cli-test-secret-0123456789abcdef",
+        CREDIT_CACHE_URL="memory://",
+    )
     return env
 
 
@@ -119,24 +126,44 @@ def test_check_suggests_the_module_meant(cli):
     assert "did you mean 'wallet_module'" in result.stdout
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.problems:Sneaky"},
-     "MOD-E003 [sneaky] receives module 'wallet_module' but does not declare it"),
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.problems:Lazy"},
-     "MOD-W004 [lazy] declares 'wallet_module' but its provider does not receive it"),
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.problems:Impostor"},
-     "MOD-E005 [wallet_module] extra module CREDIT_MODULES_EXTRA tests.fixtures_modules.problems:Impostor"),
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.problems:RoutesA,{FX}.problems:RoutesB"},
-     "MOD-E006 [routes_b] GET /collide is registered by both routes_a and routes_b"),
-    ({"CREDIT_MODULES_DISABLED": "user_management"},
-     "MOD-W007 [user_management] disabled module 'user_management' is needed by transactions_module, wallet_module"),
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},
-     f"MOD-E009 cannot import extra module {FX}.no_such_file:Thing"),
-    ({"CREDIT_MODULES_EXTRA": f"{FX}.problems:NeedsMissing"},
-     "MOD-E010 [needs_missing] constructor parameter 'payment_gateway' matches no module"),
-    ({"CREDIT_MODULES_DISABLED": "walet_module"},
-     "MOD-W011 CREDIT_MODULES_DISABLED names unknown module 'walet_module'"),
-], ids=["E003", "W004", "E005", "E006", "W007", "E009", "E010", "W011"])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.problems:Sneaky"},
+            "MOD-E003 [sneaky] receives module 'wallet_module' but does not declare it",
+        ),
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.problems:Lazy"},
+            "MOD-W004 [lazy] declares 'wallet_module' but its provider does not receive it",
+        ),
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.problems:Impostor"},
+            "MOD-E005 [wallet_module] extra module CREDIT_MODULES_EXTRA tests.fixtures_modules.problems:Impostor",
+        ),
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.problems:RoutesA,{FX}.problems:RoutesB"},
+            "MOD-E006 [routes_b] GET /collide is registered by both routes_a and routes_b",
+        ),
+        (
+            {"CREDIT_MODULES_DISABLED": "user_management"},
+            "MOD-W007 [user_management] disabled module 'user_management' is needed by transactions_module, wallet_module",  # noqa: E501
+        ),
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},
+            f"MOD-E009 cannot import extra module {FX}.no_such_file:Thing",
+        ),
+        (
+            {"CREDIT_MODULES_EXTRA": f"{FX}.problems:NeedsMissing"},
+            "MOD-E010 [needs_missing] constructor parameter 'payment_gateway' matches no module",
+        ),
+        (
+            {"CREDIT_MODULES_DISABLED": "walet_module"},
+            "MOD-W011 CREDIT_MODULES_DISABLED names unknown module 'walet_module'",
+        ),
+    ],
+    ids=["E003", "W004", "E005", "E006", "W007", "E009", "E010", "W011"],
+)
 def test_check_reports_each_finding_and_exits_1(cli, env, expected):
     result = cli("check", **env)
     assert result.exit_code == 1, result.output
@@ -179,8 +206,11 @@ def test_modules_table_shows_failed_and_skipped(cli):
     result = cli("modules", CREDIT_MODULES_EXTRA=f"{FX}.lifecycle:AfterExploding,{FX}.lifecycle:Exploding")
     assert result.exit_code == 0, result.output
     statuses = {r[1]: r[2] for r in table_rows(result.stdout)}
-    assert statuses == {**dict.fromkeys(SHIPPED_ORDER, "initialized"),
-                        "exploding": "failed", "after_exploding": "skipped"}
+    assert statuses == {
+        **dict.fromkeys(SHIPPED_ORDER, "initialized"),
+        "exploding": "failed",
+        "after_exploding": "skipped",
+    }
 
 
 def test_modules_with_a_broken_graph_exits_1_with_findings_on_stderr(cli):
@@ -209,8 +239,11 @@ def test_modules_graph_dot(cli):
     assert result.exit_code == 0, result.output
     text = result.stdout.strip()
     assert text.startswith("digraph modules {") and text.endswith("}")
-    edges = {tuple(part.strip(' ";').strip('"') for part in line.split(" -> "))
-             for line in text.splitlines() if " -> " in line}
+    edges = {
+        tuple(part.strip(' ";').strip('"') for part in line.split(" -> "))
+        for line in text.splitlines()
+        if " -> " in line
+    }
     assert edges == SHIPPED_EDGES
     assert '  "wallet_module" -> "user_management";' in text.splitlines()
     for name in SHIPPED_ORDER:

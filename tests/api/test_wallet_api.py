@@ -3,6 +3,7 @@
 Every refused money request is also checked against the database: no transaction, no
 ledger entry, no idempotency record and no balance changed.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -13,11 +14,31 @@ from sqlalchemy import select
 
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account, LedgerEntry
 from tests.fakes import FakeCache
-from tests.helpers import (INVALID_AMOUNTS, MISSING, assert_error, balance_of, bearer, deposit, ledger_snapshot, login,
-                           make_admin, user_with_token, with_field)
+from tests.helpers import (
+    INVALID_AMOUNTS,
+    MISSING,
+    assert_error,
+    balance_of,
+    bearer,
+    deposit,
+    ledger_snapshot,
+    login,
+    make_admin,
+    user_with_token,
+    with_field,
+)
 
-TRANSACTION_FIELDS = {"id", "type", "amount", "from_user_id", "to_user_id", "description", "created_at",
-                      "reverses", "reversed_by"}
+TRANSACTION_FIELDS = {
+    "id",
+    "type",
+    "amount",
+    "from_user_id",
+    "to_user_id",
+    "description",
+    "created_at",
+    "reverses",
+    "reversed_by",
+}
 
 
 @pytest.fixture
@@ -38,11 +59,11 @@ def parse_utc(value: str) -> datetime:
 
 # -- balance ----------------------------------------------------------------------------
 
+
 def test_new_user_has_a_wallet_at_zero_created_with_the_user(app, client, world):
     # The user.created event made the wallet in the registration's transaction, before any read.
     with app.container.database().engine.connect() as conn:
-        wallet = conn.execute(select(Account.kind, Account.balance)
-                              .where(Account.user_id == world.alice["id"])).one()
+        wallet = conn.execute(select(Account.kind, Account.balance).where(Account.user_id == world.alice["id"])).one()
     assert tuple(wallet) == ("user", 0)
 
     response = client.get(f"/wallet/balance/{world.alice['id']}", headers=world.alice_h)
@@ -72,10 +93,14 @@ def test_balance_of_unknown_user_is_404_for_admin(client, world):
 
 # -- deposit ----------------------------------------------------------------------------
 
+
 def test_deposit_returns_the_transaction_and_credits_the_wallet(app, client, world):
     before = datetime.now(UTC)
-    response = client.post("/wallet/deposit", json={"user_id": world.alice["id"], "amount": 250,
-                                                    "description": "welcome bonus"}, headers=world.admin)
+    response = client.post(
+        "/wallet/deposit",
+        json={"user_id": world.alice["id"], "amount": 250, "description": "welcome bonus"},
+        headers=world.admin,
+    )
     assert response.status_code == 201
     tx = response.get_json()
     assert set(tx) == TRANSACTION_FIELDS
@@ -89,8 +114,9 @@ def test_deposit_returns_the_transaction_and_credits_the_wallet(app, client, wor
 
     # Double entry: the issuance account pays for it, and the legs sum to zero.
     with app.container.database().engine.connect() as conn:
-        legs = conn.execute(select(LedgerEntry.account_id, LedgerEntry.amount)
-                            .where(LedgerEntry.transaction_id == tx["id"])).all()
+        legs = conn.execute(
+            select(LedgerEntry.account_id, LedgerEntry.amount).where(LedgerEntry.transaction_id == tx["id"])
+        ).all()
         wallet = conn.scalar(select(Account.id).where(Account.user_id == world.alice["id"]))
     assert sorted(legs, key=lambda leg: leg[1]) == [(ISSUANCE_ACCOUNT, -250), (wallet, 250)]
 
@@ -109,24 +135,34 @@ def test_deposit_accepts_the_maximum_amount_and_500_char_description(client, wor
 def test_user_cannot_deposit_even_into_own_wallet(app, client, world):
     before = ledger_snapshot(app)
     for target in (world.alice["id"], world.bob["id"]):
-        assert_error(client.post("/wallet/deposit", json={"user_id": target, "amount": 10}, headers=world.alice_h),
-                     403, "forbidden")
+        assert_error(
+            client.post("/wallet/deposit", json={"user_id": target, "amount": 10}, headers=world.alice_h),
+            403,
+            "forbidden",
+        )
     assert ledger_snapshot(app) == before
 
 
 def test_deposit_to_unknown_user_is_404_and_writes_nothing(app, client, world):
     before = ledger_snapshot(app)
-    assert_error(client.post("/wallet/deposit", json={"user_id": "no-such-user", "amount": 10},
-                             headers=world.admin), 404, "not_found")
+    assert_error(
+        client.post("/wallet/deposit", json={"user_id": "no-such-user", "amount": 10}, headers=world.admin),
+        404,
+        "not_found",
+    )
     assert ledger_snapshot(app) == before
 
 
 # -- withdraw ---------------------------------------------------------------------------
 
+
 def test_owner_withdraws_from_own_wallet(client, world):
     deposit(client, world.admin, world.alice["id"], 100)
-    response = client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 30,
-                                                     "description": "cash out"}, headers=world.alice_h)
+    response = client.post(
+        "/wallet/withdraw",
+        json={"user_id": world.alice["id"], "amount": 30, "description": "cash out"},
+        headers=world.alice_h,
+    )
     assert response.status_code == 201
     tx = response.get_json()
     assert set(tx) == TRANSACTION_FIELDS
@@ -138,22 +174,23 @@ def test_owner_withdraws_from_own_wallet(client, world):
 
 def test_admin_withdraws_from_a_users_wallet_into_redemption(app, client, world):
     deposit(client, world.admin, world.bob["id"], 100)
-    response = client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 100},
-                           headers=world.admin)
+    response = client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 100}, headers=world.admin)
     assert response.status_code == 201
     tx = response.get_json()
     assert tx["type"] == "withdrawal" and tx["from_user_id"] == world.bob["id"]
     assert balance_of(client, world.bob_h, world.bob["id"]) == 0
     with app.container.database().engine.connect() as conn:
-        legs = dict(conn.execute(select(LedgerEntry.account_id, LedgerEntry.amount)
-                                 .where(LedgerEntry.transaction_id == tx["id"])).all())
+        legs = dict(
+            conn.execute(
+                select(LedgerEntry.account_id, LedgerEntry.amount).where(LedgerEntry.transaction_id == tx["id"])
+            ).all()
+        )
     assert legs[REDEMPTION_ACCOUNT] == 100 and sum(legs.values()) == 0
 
 
 def test_withdrawing_exactly_the_balance_leaves_zero(client, world):
     deposit(client, world.admin, world.alice["id"], 42)
-    response = client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 42},
-                           headers=world.alice_h)
+    response = client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 42}, headers=world.alice_h)
     assert response.status_code == 201
     assert balance_of(client, world.alice_h, world.alice["id"]) == 0
 
@@ -161,8 +198,11 @@ def test_withdrawing_exactly_the_balance_leaves_zero(client, world):
 def test_withdraw_more_than_balance_is_409_with_details_and_writes_nothing(app, client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     before = ledger_snapshot(app)
-    error = assert_error(client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 101},
-                                     headers=world.alice_h), 409, "insufficient_funds")
+    error = assert_error(
+        client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 101}, headers=world.alice_h),
+        409,
+        "insufficient_funds",
+    )
     assert error["details"] == {"balance": 100, "requested": 101}
     assert ledger_snapshot(app) == before
     assert balance_of(client, world.alice_h, world.alice["id"]) == 100
@@ -170,8 +210,11 @@ def test_withdraw_more_than_balance_is_409_with_details_and_writes_nothing(app, 
 
 def test_withdraw_from_empty_wallet_is_409(app, client, world):
     before = ledger_snapshot(app)
-    error = assert_error(client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 1},
-                                     headers=world.admin), 409, "insufficient_funds")
+    error = assert_error(
+        client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 1}, headers=world.admin),
+        409,
+        "insufficient_funds",
+    )
     assert error["details"] == {"balance": 0, "requested": 1}
     assert ledger_snapshot(app) == before
 
@@ -179,15 +222,21 @@ def test_withdraw_from_empty_wallet_is_409(app, client, world):
 def test_user_cannot_withdraw_from_another_users_wallet(app, client, world):
     deposit(client, world.admin, world.bob["id"], 100)
     before = ledger_snapshot(app)
-    assert_error(client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 10},
-                             headers=world.alice_h), 403, "forbidden")
+    assert_error(
+        client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 10}, headers=world.alice_h),
+        403,
+        "forbidden",
+    )
     assert ledger_snapshot(app) == before
 
 
 def test_withdraw_from_unknown_user_is_404_for_admin(app, client, world):
     before = ledger_snapshot(app)
-    assert_error(client.post("/wallet/withdraw", json={"user_id": "no-such-user", "amount": 10},
-                             headers=world.admin), 404, "not_found")
+    assert_error(
+        client.post("/wallet/withdraw", json={"user_id": "no-such-user", "amount": 10}, headers=world.admin),
+        404,
+        "not_found",
+    )
     assert ledger_snapshot(app) == before
 
 
@@ -232,14 +281,21 @@ def test_invalid_amount_is_422_on_every_money_route_and_writes_nothing(app, clie
 
 
 BAD_FIELDS = [
-    ("user_id", 123), ("user_id", None), ("user_id", ""), ("user_id", ["x"]), ("user_id", MISSING),
-    ("description", "x" * 501), ("description", 5), ("description", "nul\x00byte"),
+    ("user_id", 123),
+    ("user_id", None),
+    ("user_id", ""),
+    ("user_id", ["x"]),
+    ("user_id", MISSING),
+    ("description", "x" * 501),
+    ("description", 5),
+    ("description", "nul\x00byte"),
     ("unexpected", "field"),
 ]
 
 
-@pytest.mark.parametrize("field,value", BAD_FIELDS,
-                         ids=[f"{f}={'missing' if v is MISSING else str(v)[:12]}" for f, v in BAD_FIELDS])
+@pytest.mark.parametrize(
+    "field,value", BAD_FIELDS, ids=[f"{f}={'missing' if v is MISSING else str(v)[:12]}" for f, v in BAD_FIELDS]
+)
 def test_invalid_field_is_422_naming_it_and_writes_nothing(app, client, funded, field, value):
     before = ledger_snapshot(app)
     for path in ROUTES:
@@ -260,14 +316,18 @@ def test_body_that_is_not_a_json_object_is_400(app, client, funded, raw):
 
 # -- authentication ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("method,path,body", [
-    ("get", "/wallet/balance/{id}", None),
-    ("post", "/wallet/deposit", {"user_id": "{id}", "amount": 10}),
-    ("post", "/wallet/withdraw", {"user_id": "{id}", "amount": 10}),
-    # No token and a bad body: still 401 (authentication comes before validation).
-    ("post", "/wallet/deposit", {"amount": "bad"}),
-    ("post", "/wallet/withdraw", {}),
-])
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("get", "/wallet/balance/{id}", None),
+        ("post", "/wallet/deposit", {"user_id": "{id}", "amount": 10}),
+        ("post", "/wallet/withdraw", {"user_id": "{id}", "amount": 10}),
+        # No token and a bad body: still 401 (authentication comes before validation).
+        ("post", "/wallet/deposit", {"amount": "bad"}),
+        ("post", "/wallet/withdraw", {}),
+    ],
+)
 def test_wallet_routes_need_a_valid_token(app, client, world, method, path, body):
     deposit(client, world.admin, world.alice["id"], 100)
     before = ledger_snapshot(app)
@@ -285,14 +345,18 @@ def test_token_of_a_deactivated_user_is_refused(app, client, world):
     assert client.delete(f"/users/{world.alice['id']}", headers=world.admin).status_code == 204
     before = ledger_snapshot(app)
     assert_error(client.get(f"/wallet/balance/{world.alice['id']}", headers=world.alice_h), 401, "unauthorized")
-    assert_error(client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 10},
-                             headers=world.alice_h), 401, "unauthorized")
+    assert_error(
+        client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 10}, headers=world.alice_h),
+        401,
+        "unauthorized",
+    )
     assert ledger_snapshot(app) == before
     # Its wallet is kept.
     assert balance_of(client, world.admin, world.alice["id"]) == 100
 
 
 # -- the balance cache ------------------------------------------------------------------
+
 
 def test_balance_read_reflects_a_deposit_immediately(app, client, world):
     cache = app.container.balance_cache()
@@ -309,15 +373,19 @@ def test_balance_read_reflects_a_deposit_immediately(app, client, world):
 def test_failed_transfer_leaves_no_wrong_balance_in_the_cache(app, client, world, key):
     # The credited wallet's row is updated first when its id sorts first; the debit then fails.
     # Its queued cache update must be discarded with the rollback (with or without a stored 409).
-    sender, receiver = sorted([(world.alice, world.alice_h), (world.bob, world.bob_h)], key=lambda p: p[0]["id"],
-                              reverse=True)
+    sender, receiver = sorted(
+        [(world.alice, world.alice_h), (world.bob, world.bob_h)], key=lambda p: p[0]["id"], reverse=True
+    )
     assert receiver[0]["id"] < sender[0]["id"]
     deposit(client, world.admin, sender[0]["id"], 100)
     for person in (sender, receiver):
         balance_of(client, person[1], person[0]["id"])  # both cached
     headers = {**sender[1], **({"Idempotency-Key": key} if key else {})}
-    response = client.post("/transactions", json={"from_user_id": sender[0]["id"], "to_user_id": receiver[0]["id"],
-                                                  "amount": 300}, headers=headers)
+    response = client.post(
+        "/transactions",
+        json={"from_user_id": sender[0]["id"], "to_user_id": receiver[0]["id"], "amount": 300},
+        headers=headers,
+    )
     assert_error(response, 409, "insufficient_funds")
     assert balance_of(client, receiver[1], receiver[0]["id"]) == 0
     assert balance_of(client, sender[1], sender[0]["id"]) == 100
@@ -344,15 +412,24 @@ def test_every_money_route_works_from_the_database_when_the_cache_is_down(reques
     deposit(client, admin, a, 100)
     assert balance_of(client, alice_h, a) == 100
     assert client.post("/wallet/withdraw", json={"user_id": a, "amount": 10}, headers=alice_h).status_code == 201
-    tr = client.post("/transactions", json={"from_user_id": a, "to_user_id": b, "amount": 40},
-                     headers={**alice_h, "Idempotency-Key": "t"})
+    tr = client.post(
+        "/transactions",
+        json={"from_user_id": a, "to_user_id": b, "amount": 40},
+        headers={**alice_h, "Idempotency-Key": "t"},
+    )
     assert tr.status_code == 201
-    replay = client.post("/transactions", json={"from_user_id": a, "to_user_id": b, "amount": 40},
-                         headers={**alice_h, "Idempotency-Key": "t"})
+    replay = client.post(
+        "/transactions",
+        json={"from_user_id": a, "to_user_id": b, "amount": 40},
+        headers={**alice_h, "Idempotency-Key": "t"},
+    )
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert (balance_of(client, alice_h, a), balance_of(client, bob_h, b)) == (50, 40)
-    assert_error(client.post("/transactions", json={"from_user_id": b, "to_user_id": a, "amount": 41},
-                             headers=bob_h), 409, "insufficient_funds")
+    assert_error(
+        client.post("/transactions", json={"from_user_id": b, "to_user_id": a, "amount": 41}, headers=bob_h),
+        409,
+        "insufficient_funds",
+    )
     assert client.post(f"/transactions/{tr.get_json()['id']}/reverse", json={}, headers=admin).status_code == 201
     assert (balance_of(client, admin, a), balance_of(client, admin, b)) == (90, 0)
     assert len(client.get("/transactions", headers=alice_h).get_json()["items"]) == 4

@@ -1,4 +1,5 @@
 """Requests gunicorn refuses itself (too long, malformed) still get the API's error body."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,15 @@ import pytest
 from app.http import wire_errors
 
 
-@pytest.mark.parametrize(("status", "reason", "code"), [
-    (414, "URI Too Long", "uri_too_long"),
-    (431, "Request Header Fields Too Large", "request_header_fields_too_large"),
-    (400, "Bad Request", "bad_request"),
-    (500, "Internal Server Error", "internal_error"),
-])
+@pytest.mark.parametrize(
+    ("status", "reason", "code"),
+    [
+        (414, "URI Too Long", "uri_too_long"),
+        (431, "Request Header Fields Too Large", "request_header_fields_too_large"),
+        (400, "Bad Request", "bad_request"),
+        (500, "Internal Server Error", "internal_error"),
+    ],
+)
 def test_wire_error_is_a_complete_json_response(status, reason, code):
     head, _, body = wire_errors.wire_error(status, reason).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")

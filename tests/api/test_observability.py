@@ -1,5 +1,6 @@
 """Observability: request ids on every response, JSON log lines carrying them, no secrets in the
 log, and /metrics with request counters by module and route plus module health gauges."""
+
 from __future__ import annotations
 
 import io
@@ -58,6 +59,7 @@ def value(found: dict[tuple, float], **labels: str) -> float:
 
 # -- request ids -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("given", ["abc-123", "A.b_c-9", "x" * 128, "0"])
 def test_a_well_formed_request_id_is_echoed(client, given):
     assert client.get("/livez", headers={"X-Request-ID": given}).headers["X-Request-ID"] == given
@@ -68,19 +70,22 @@ def test_a_request_id_is_generated_when_none_is_given(client):
     assert HEX32.fullmatch(first) and HEX32.fullmatch(second) and first != second
 
 
-@pytest.mark.parametrize("given", ["", "x" * 129, "has space", "semi;colon", "../etc", "quote\"d", "é"])
+@pytest.mark.parametrize("given", ["", "x" * 129, "has space", "semi;colon", "../etc", 'quote"d', "é"])
 def test_a_malformed_request_id_is_replaced(client, given):
     assert HEX32.fullmatch(client.get("/livez", headers={"X-Request-ID": given}).headers["X-Request-ID"])
 
 
-@pytest.mark.parametrize("method, path, kwargs, status", [
-    ("get", "/no/such/path", {}, 404),
-    ("delete", "/livez", {}, 405),
-    ("get", "/users/me", {}, 401),
-    ("post", "/users", {"data": "{not json", "content_type": "application/json"}, 400),
-    ("post", "/users", {"json": {"username": "x"}}, 422),
-    ("get", "/wallet/balance/nobody", {"headers": {"Authorization": "Bearer not-a-token"}}, 401),
-])
+@pytest.mark.parametrize(
+    "method, path, kwargs, status",
+    [
+        ("get", "/no/such/path", {}, 404),
+        ("delete", "/livez", {}, 405),
+        ("get", "/users/me", {}, 401),
+        ("post", "/users", {"data": "{not json", "content_type": "application/json"}, 400),
+        ("post", "/users", {"json": {"username": "x"}}, 422),
+        ("get", "/wallet/balance/nobody", {"headers": {"Authorization": "Bearer not-a-token"}}, 401),
+    ],
+)
 def test_error_responses_carry_the_request_id(client, method, path, kwargs, status):
     headers = {**kwargs.pop("headers", {}), "X-Request-ID": "err-42"}
     response = getattr(client, method)(path, headers=headers, **kwargs)
@@ -90,6 +95,7 @@ def test_error_responses_carry_the_request_id(client, method, path, kwargs, stat
 
 # -- JSON logs ----------------------------------------------------------------------------------
 
+
 def test_every_log_line_is_json_and_the_access_line_has_the_request_fields(client, log_lines):
     client.get("/livez", headers={"X-Request-ID": "req-1"})
     client.get("/transactions/t-1", headers={"X-Request-ID": "req-2"})
@@ -98,11 +104,18 @@ def test_every_log_line_is_json_and_the_access_line_has_the_request_fields(clien
     assert [r["request_id"] for r in access] == ["req-1", "req-2"]
     livez, transaction = access
     assert livez["level"] == "INFO" and livez["timestamp"] and livez["message"] == "GET /livez 200"
-    assert {k: livez[k] for k in ("method", "path", "status", "module")} == \
-        {"method": "GET", "path": "/livez", "status": 200, "module": "kernel"}
+    assert {k: livez[k] for k in ("method", "path", "status", "module")} == {
+        "method": "GET",
+        "path": "/livez",
+        "status": 200,
+        "module": "kernel",
+    }
     assert isinstance(livez["duration_ms"], float) and livez["duration_ms"] >= 0
-    assert (transaction["path"], transaction["status"], transaction["module"]) == \
-        ("/transactions/t-1", 401, "transactions_module")
+    assert (transaction["path"], transaction["status"], transaction["module"]) == (
+        "/transactions/t-1",
+        401,
+        "transactions_module",
+    )
 
 
 def test_a_line_logged_while_handling_a_request_has_its_id_and_exc_info(app, client, log_lines):
@@ -154,6 +167,7 @@ def test_logging_config_routes_gunicorn_through_the_json_handler():
 
 # -- metrics ------------------------------------------------------------------------------------
 
+
 def test_request_counters_grow_by_module_and_route_template(client):
     before = samples(client, "credit_http_requests_total")
     for _ in range(3):
@@ -163,8 +177,7 @@ def test_request_counters_grow_by_module_and_route_template(client):
     after = samples(client, "credit_http_requests_total")
     livez = dict(module="kernel", route="/livez", method="GET", status="200")
     assert value(after, **livez) - value(before, **livez) == 3
-    transaction = dict(module="transactions_module", route="/transactions/<transaction_id>", method="GET",
-                       status="401")
+    transaction = dict(module="transactions_module", route="/transactions/<transaction_id>", method="GET", status="401")
     assert value(after, **transaction) == 2
     assert not any("t-1" in str(key) for key in after), "raw paths must never become labels"
     latency = samples(client, "credit_http_request_duration_seconds_count")
@@ -233,22 +246,34 @@ def test_metrics_is_in_the_openapi_document(client):
 def test_apps_in_one_process_keep_separate_registries():
     first, second = Metrics(), Metrics()
     first.observe("kernel", "/livez", "GET", 200, 0.01)
-    assert first.registry.get_sample_value("credit_http_requests_total", {
-        "module": "kernel", "route": "/livez", "method": "GET", "status": "200"}) == 1.0
-    assert second.registry.get_sample_value("credit_http_requests_total", {
-        "module": "kernel", "route": "/livez", "method": "GET", "status": "200"}) is None
+    assert (
+        first.registry.get_sample_value(
+            "credit_http_requests_total", {"module": "kernel", "route": "/livez", "method": "GET", "status": "200"}
+        )
+        == 1.0
+    )
+    assert (
+        second.registry.get_sample_value(
+            "credit_http_requests_total", {"module": "kernel", "route": "/livez", "method": "GET", "status": "200"}
+        )
+        is None
+    )
 
 
-@pytest.mark.parametrize("rule, template", [
-    ("/transactions/<string:transaction_id>", "/transactions/<transaction_id>"),
-    ("/modules/<name>/health", "/modules/<name>/health"),
-    ("/livez", "/livez"),
-])
+@pytest.mark.parametrize(
+    "rule, template",
+    [
+        ("/transactions/<string:transaction_id>", "/transactions/<transaction_id>"),
+        ("/modules/<name>/health", "/modules/<name>/health"),
+        ("/livez", "/livez"),
+    ],
+)
 def test_route_template_drops_converters(rule, template):
     assert route_template(rule) == template
 
 
 # -- serving ------------------------------------------------------------------------------------
+
 
 def test_serve_makes_a_private_metrics_dir_and_removes_it(monkeypatch):
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)

@@ -4,6 +4,7 @@ by a timeout, briefly cached, and shows details only to admins.
 Backends are replaced through provider overrides on the `container` fixture before `app`
 is requested; the fakes are small hand-written classes that count their pings.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,8 @@ from app.infrastructure.database import Database
 from app.modules.wallet_module import WalletModule
 from tests import fixtures_modules
 from tests.fakes import FakeCache
-from tests.helpers import as_admin, as_user, rewired
 from tests.fixtures_modules.lifecycle import HANG_SECONDS
+from tests.helpers import as_admin, as_user, rewired
 
 FX = "tests.fixtures_modules"
 SHIPPED = ["connection_api", "user_management", "wallet_module", "transactions_module"]
@@ -288,8 +289,14 @@ def test_a_hung_check_does_not_keep_the_process_alive(sqlite_template, tmp_path)
     """The process (a gunicorn worker, the CLI) can still exit while a check never returns."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT, sqlite_template.fresh(tmp_path), str(tmp_path)],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, sqlite_template.fresh(tmp_path), str(tmp_path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["503", "unhealthy"]
 

@@ -3,6 +3,7 @@ status reporting, runtime look-ups, shutdown in reverse order, and no state leak
 
 Fakes are injected with provider overrides on the `container` fixture before `app` is built.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,7 +83,8 @@ def test_cycle_raises_wiring_error_before_any_provider_is_called(settings, conta
     with pytest.raises(WiringError) as caught:
         create_app(settings, container=container)
     assert [f.message for f in caught.value.findings if f.code == codes.CYCLE] == [
-        "dependency cycle: alpha -> beta -> gamma -> alpha"]
+        "dependency cycle: alpha -> beta -> gamma -> alpha"
+    ]
     assert "alpha -> beta -> gamma -> alpha" in str(caught.value)
     # No module constructor and no infrastructure provider ran.
     assert fixtures_modules.EVENTS == []
@@ -159,8 +161,14 @@ def test_shipped_modules_initialize_in_order(app, client):
 def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
     manager = app.module_manager
     order = manager.load_order
-    assert order == ["connection_api", "recorder", "user_management", "wallet_module", "recorder_top",
-                     "transactions_module"]
+    assert order == [
+        "connection_api",
+        "recorder",
+        "user_management",
+        "wallet_module",
+        "recorder_top",
+        "transactions_module",
+    ]
     assert fixtures_modules.EVENTS == ["recorder.__init__", "recorder.initialize", "recorder_top.initialize"]
 
     shut: list[str] = []
@@ -201,8 +209,12 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(contain
     try:
         manager = app.module_manager
         statuses = {name: manager.states[name].status for name in manager.load_order}
-        assert statuses == {"connection_api": "initialized", "user_management": "initialized",
-                            "wallet_module": "failed", "transactions_module": "skipped"}
+        assert statuses == {
+            "connection_api": "initialized",
+            "user_management": "initialized",
+            "wallet_module": "failed",
+            "transactions_module": "skipped",
+        }
         assert manager.get_module_status("wallet_module")["reason"] == "RuntimeError: wallet backend exploded"
         assert manager.get_module_status("transactions_module")["reason"] == "dependency wallet_module failed"
         assert manager.get_module_status("user_management")["reason"] is None
@@ -233,15 +245,21 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(contain
         assert client.get("/health").status_code == 503
 
         # Its paths, and its dependents', say why instead of a bare 404; the rest serve.
-        for method, path, module, status in [("get", "/wallet/balance/someone", "wallet_module", "failed"),
-                                             ("post", "/wallet/deposit", "wallet_module", "failed"),
-                                             ("get", "/transactions", "transactions_module", "skipped")]:
+        for method, path, module, status in [
+            ("get", "/wallet/balance/someone", "wallet_module", "failed"),
+            ("post", "/wallet/deposit", "wallet_module", "failed"),
+            ("get", "/transactions", "transactions_module", "skipped"),
+        ]:
             response = getattr(client, method)(path)
             error = assert_error(response, 503, "module_unavailable")
             assert error["details"] == {"module": module, "status": status}
             assert response.headers["Retry-After"]
-        assert client.post("/users", json={"username": "still", "email": "s@example.com",
-                                           "password": "long-enough-1"}).status_code == 201
+        assert (
+            client.post(
+                "/users", json={"username": "still", "email": "s@example.com", "password": "long-enough-1"}
+            ).status_code
+            == 201
+        )
     finally:
         app.module_manager.shutdown()
 
@@ -263,8 +281,7 @@ def test_initialize_returning_false_marks_failed(refusing_wallet_app):
     assert not manager.is_module_loaded("wallet_module")
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:AfterExploding,{FX}.lifecycle:Exploding,"
-                             f"{FX}.lifecycle:ConstructorFails")
+@with_settings(modules_extra=f"{FX}.lifecycle:AfterExploding,{FX}.lifecycle:Exploding,{FX}.lifecycle:ConstructorFails")
 def test_non_critical_failures_degrade_instead_of_unready(app, client):
     manager = app.module_manager
     assert manager.states["exploding"].status == "failed"
@@ -287,8 +304,11 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
     manager = app.module_manager
     assert [f.code for f in manager.findings] == [codes.DISABLED_BUT_NEEDED]
     assert {n: s.status for n, s in manager.states.items()} == {
-        "connection_api": "initialized", "user_management": "disabled",
-        "wallet_module": "skipped", "transactions_module": "skipped"}
+        "connection_api": "initialized",
+        "user_management": "disabled",
+        "wallet_module": "skipped",
+        "transactions_module": "skipped",
+    }
     assert manager.states["wallet_module"].reason == "dependency user_management disabled"
     assert manager.states["user_management"].instance is None
     assert manager.get_module("user_management") is None

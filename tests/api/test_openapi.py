@@ -1,4 +1,5 @@
 """The OpenAPI document is complete and true: every route, its security, its errors, and /docs."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,12 @@ ERROR_REF = "#/components/schemas/Error"
 METHODS = {"get", "post", "put", "patch", "delete"}
 # Kernel endpoints whose 503 carries a health report instead of the error body.
 HEALTH_503 = {("/readyz", "get"), ("/health", "get"), ("/modules/{name}/health", "get")}
-IDEMPOTENT = {("/wallet/deposit", "post"), ("/wallet/withdraw", "post"), ("/transactions", "post"),
-              ("/transactions/{transaction_id}/reverse", "post")}
+IDEMPOTENT = {
+    ("/wallet/deposit", "post"),
+    ("/wallet/withdraw", "post"),
+    ("/transactions", "post"),
+    ("/transactions/{transaction_id}/reverse", "post"),
+}
 
 
 @pytest.fixture
@@ -51,8 +56,11 @@ def _routes(app):
 def test_every_registered_route_is_documented_with_each_method(app, spec):
     routes = list(_routes(app))
     assert len(routes) >= 20
-    missing = [f"{method.upper()} {path} ({endpoint})" for path, method, endpoint in routes
-               if method not in spec["paths"].get(path, {})]
+    missing = [
+        f"{method.upper()} {path} ({endpoint})"
+        for path, method, endpoint in routes
+        if method not in spec["paths"].get(path, {})
+    ]
     assert not missing, f"routes missing from the OpenAPI document: {missing}"
 
 
@@ -69,8 +77,11 @@ def test_the_document_is_valid_openapi_3(spec):
 
 def test_operations_that_answer_401_without_a_token_declare_bearer_security(client, spec):
     """Ask every operation without a token: 401 if and only if it declares bearerAuth."""
-    assert spec["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer",
-                                                                   "bearerFormat": "JWT"}
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     secured = 0
     for path, method, operation in _operations(spec):
         url = re.sub(r"{[^}]+}", "some-id", path)
@@ -120,7 +131,10 @@ def test_error_codes_of_the_contract_are_documented_where_they_happen(spec):
     assert codes("/auth/login", "post", "429") == {"rate_limited"}
     assert codes("/wallet/withdraw", "post", "409") == {"insufficient_funds", "idempotency_conflict"}
     assert codes("/transactions/{transaction_id}/reverse", "post", "409") == {
-        "already_reversed", "insufficient_funds", "idempotency_conflict"}
+        "already_reversed",
+        "insufficient_funds",
+        "idempotency_conflict",
+    }
     assert codes("/transactions", "post", "422") == {"validation_error", "idempotency_key_reused"}
     assert codes("/transactions", "get", "401") == {"unauthorized"}
 
@@ -142,11 +156,14 @@ def test_headers_idempotency_key_replay_and_retry_after(spec):
 def test_health_endpoints_document_their_bodies(spec):
     paths = spec["paths"]
     assert paths["/health"]["get"]["responses"]["503"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Health"}
-    assert paths["/modules/{name}/health"]["get"]["responses"]["404"]["content"]["application/json"][
-        "schema"] == {"$ref": ERROR_REF}
+        "$ref": "#/components/schemas/Health"
+    }
+    assert paths["/modules/{name}/health"]["get"]["responses"]["404"]["content"]["application/json"]["schema"] == {
+        "$ref": ERROR_REF
+    }
     assert paths["/modules/status"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ModulesStatus"}
+        "$ref": "#/components/schemas/ModulesStatus"
+    }
     assert set(paths["/livez"]["get"]["responses"]) == {"200", "414", "500"}
 
 
@@ -170,9 +187,11 @@ def test_a_module_without_our_helper_still_gets_our_error_body():
     api.register_blueprint(blp)
     spec = api.spec.to_dict()
     assert spec["paths"]["/things"]["post"]["responses"]["422"] == {
-        "$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}
+        "$ref": "#/components/responses/UNPROCESSABLE_ENTITY"
+    }
     assert spec["components"]["responses"]["UNPROCESSABLE_ENTITY"]["content"]["application/json"]["schema"] == {
-        "$ref": ERROR_REF}
+        "$ref": ERROR_REF
+    }
 
 
 def test_error_helper_refuses_codes_outside_the_contract():

@@ -4,6 +4,7 @@ Two kinds of graphs are used: small containers declared here (to pin down the al
 and the shipped container plus extra modules from ``tests.fixtures_modules`` loaded the
 way ``CREDIT_MODULES_EXTRA`` loads them (to pin down what an operator sees).
 """
+
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint
@@ -83,9 +84,14 @@ def plan_with(tmp_path):
     """Plan the shipped container plus extras / disabled modules, as create_app would."""
 
     def make(extra: tuple[str, ...] = (), disabled: tuple[str, ...] = ()):
-        settings = load_settings(environ={}, database_url=f"sqlite:///{tmp_path / 'never-opened.sqlite3'}",
-                                 instance_path=str(tmp_path), secret_key="graph-tests",
-                                 modules_extra=",".join(extra), modules_disabled=",".join(disabled))
+        settings = load_settings(
+            environ={},
+            database_url=f"sqlite:///{tmp_path / 'never-opened.sqlite3'}",
+            instance_path=str(tmp_path),
+            secret_key="graph-tests",
+            modules_extra=",".join(extra),
+            modules_disabled=",".join(disabled),
+        )
         container = build_container(settings)
         return plan_modules(container, settings)
 
@@ -107,8 +113,11 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
     for node in plan.nodes.values():
         assert set(node.declared) == set(node.actual), node.name
     assert {n: plan.nodes[n].cls for n in SHIPPED_ORDER} == {
-        "connection_api": ConnectionApiModule, "user_management": UserManagementModule,
-        "wallet_module": WalletModule, "transactions_module": TransactionsModule}
+        "connection_api": ConnectionApiModule,
+        "user_management": UserManagementModule,
+        "wallet_module": WalletModule,
+        "transactions_module": TransactionsModule,
+    }
 
 
 def test_planning_calls_no_provider():
@@ -188,8 +197,11 @@ def test_cycle_is_reported_with_the_whole_path_before_any_call():
 
 def test_every_cycle_is_reported_at_once():
     container = container_of(
-        wired("alpha", "beta"), wired("beta", "gamma"), wired("gamma", "alpha"),
-        wired("delta", "epsilon"), wired("epsilon", "delta"),
+        wired("alpha", "beta"),
+        wired("beta", "gamma"),
+        wired("gamma", "alpha"),
+        wired("delta", "epsilon"),
+        wired("epsilon", "delta"),
         wired("selfish", "selfish"),
         wired("fine"),
     )
@@ -297,7 +309,9 @@ def test_an_override_is_what_the_graph_reads():
     assert plan.nodes["top"].cls is replacement
     assert plan.nodes["top"].actual == ("other",)
     assert sorted((f.code, f.module) for f in plan.findings) == [
-        (codes.UNDECLARED_DEPENDENCY, "top"), (codes.UNUSED_DEPENDENCY, "top")]
+        (codes.UNDECLARED_DEPENDENCY, "top"),
+        (codes.UNUSED_DEPENDENCY, "top"),
+    ]
     container.top.reset_override()
     assert build_plan(container).findings == []
 
@@ -310,8 +324,9 @@ def test_selector_contributes_only_its_active_branch():
     two = providers.Singleton(module_class("two"))
     container.set_provider("one", one)
     container.set_provider("two", two)
-    chosen = providers.Selector(container.config.flavour, one=providers.Factory(dict, m=one),
-                                two=providers.Factory(dict, m=two))
+    chosen = providers.Selector(
+        container.config.flavour, one=providers.Factory(dict, m=one), two=providers.Factory(dict, m=two)
+    )
     container.set_provider("chosen", chosen)
     container.set_provider("user", providers.Singleton(module_class("user", "one"), svc=chosen))
     plan = build_plan(container)
@@ -359,8 +374,7 @@ def test_two_providers_of_one_module_name_are_a_duplicate():
 def test_module_class_found_but_not_wired_is_a_finding():
     container = container_of(wired("base"))
     unwired = module_class("forgotten", "base")
-    scanned = [FoundModule(container.base.provides, "app.modules.base"),
-               FoundModule(unwired, "app.modules.forgotten")]
+    scanned = [FoundModule(container.base.provides, "app.modules.base"), FoundModule(unwired, "app.modules.forgotten")]
     plan = build_plan(container, scanned=scanned)
     [finding] = plan.findings
     assert finding.code == codes.NOT_WIRED
@@ -422,12 +436,15 @@ def test_disabling_an_unknown_module_is_a_warning_with_suggestion(plan_with):
     assert plan.disabled == set()
 
 
-@pytest.mark.parametrize("path", [
-    f"{FX}.does_not_exist:Thing",
-    f"{FX}.problems:NoSuchClass",
-    "no_colon_here",
-    f"{FX}.problems:NotAModule",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{FX}.does_not_exist:Thing",
+        f"{FX}.problems:NoSuchClass",
+        "no_colon_here",
+        f"{FX}.problems:NotAModule",
+    ],
+)
 def test_extra_path_that_does_not_import_a_module_class_is_an_error(plan_with, path):
     plan = plan_with(extra=(path,))
     [finding] = plan.findings
@@ -488,15 +505,39 @@ def test_load_import_path_and_is_module_class():
 
 # -- findings ----------------------------------------------------------------------------------
 def test_findings_have_stable_codes_message_and_hint():
-    assert (codes.CYCLE, codes.UNKNOWN_DEPENDENCY, codes.UNDECLARED_DEPENDENCY, codes.UNUSED_DEPENDENCY,
-            codes.DUPLICATE_NAME, codes.ROUTE_COLLISION, codes.DISABLED_BUT_NEEDED, codes.NOT_WIRED,
-            codes.IMPORT_FAILED, codes.UNRESOLVED_PARAMETER, codes.UNKNOWN_DISABLED) == (
-        "MOD-E001", "MOD-E002", "MOD-E003", "MOD-W004", "MOD-E005", "MOD-E006", "MOD-W007", "MOD-W008",
-        "MOD-E009", "MOD-E010", "MOD-W011")
+    assert (
+        codes.CYCLE,
+        codes.UNKNOWN_DEPENDENCY,
+        codes.UNDECLARED_DEPENDENCY,
+        codes.UNUSED_DEPENDENCY,
+        codes.DUPLICATE_NAME,
+        codes.ROUTE_COLLISION,
+        codes.DISABLED_BUT_NEEDED,
+        codes.NOT_WIRED,
+        codes.IMPORT_FAILED,
+        codes.UNRESOLVED_PARAMETER,
+        codes.UNKNOWN_DISABLED,
+    ) == (
+        "MOD-E001",
+        "MOD-E002",
+        "MOD-E003",
+        "MOD-W004",
+        "MOD-E005",
+        "MOD-E006",
+        "MOD-W007",
+        "MOD-W008",
+        "MOD-E009",
+        "MOD-E010",
+        "MOD-W011",
+    )
     finding = Finding(codes.CYCLE, "dependency cycle: a -> a", "break it", "a")
     assert str(finding) == "MOD-E001 [a] dependency cycle: a -> a\n    hint: break it"
-    assert finding.as_dict() == {"code": "MOD-E001", "message": "dependency cycle: a -> a", "hint": "break it",
-                                 "module": "a"}
+    assert finding.as_dict() == {
+        "code": "MOD-E001",
+        "message": "dependency cycle: a -> a",
+        "hint": "break it",
+        "module": "a",
+    }
 
 
 def test_wiring_error_carries_all_findings_and_names_only_errors():

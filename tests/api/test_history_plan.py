@@ -1,5 +1,6 @@
 """A history page is a keyset read on an index, not a scan: the plan of the very statement
 GET /transactions runs is checked on the backend under test."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,9 @@ def history_statements(app, client):
     for amount in range(1, 6):
         deposit(client, admin, alice["id"], amount)
         deposit(client, admin, bob["id"], amount)
-    client.post("/transactions", json={"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 3},
-                headers=alice_h)
+    client.post(
+        "/transactions", json={"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 3}, headers=alice_h
+    )
 
     engine = app.container.database().engine
     with recorded_statements(engine, "FROM ledger_entries", "ORDER BY") as captured:
@@ -49,9 +51,11 @@ def _plan(engine, statement, parameters) -> str:
 
 def test_history_pages_use_the_account_id_index(history_statements):
     engine, captured = history_statements
-    for (statement, parameters), index in zip(captured, ["ix_ledger_entries_account_id_id",
-                                                         "ix_ledger_entries_account_id_id",
-                                                         "ix_ledger_entries_account_type_id"]):
+    for (statement, parameters), index in zip(
+        captured,
+        ["ix_ledger_entries_account_id_id", "ix_ledger_entries_account_id_id", "ix_ledger_entries_account_type_id"],
+        strict=True,
+    ):
         plan = _plan(engine, statement, parameters)
         assert index in plan, (statement, plan)
         if engine.dialect.name == "sqlite":

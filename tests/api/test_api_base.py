@@ -1,4 +1,5 @@
 """The API base: one error body for every failure, health endpoints."""
+
 import pytest
 
 

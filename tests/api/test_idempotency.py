@@ -3,6 +3,7 @@
 A replay must return the stored status and body unchanged with `Idempotent-Replayed: true`
 and move nothing; the database is checked directly to prove money moved exactly once.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -18,8 +19,7 @@ from app.cli import main as cli
 from app.infrastructure.tables import IdempotencyKey
 from app.services.idempotency import IdempotencyStore
 from app.services.passwords import Passwords
-from tests.helpers import (assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin,
-                           user_with_token)
+from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -43,8 +43,15 @@ def post(client, path, body, headers, key=None):
 
 def stored_keys(app) -> list[tuple]:
     with app.container.database().engine.connect() as conn:
-        return conn.execute(select(IdempotencyKey.user_id, IdempotencyKey.key, IdempotencyKey.status_code,
-                                   IdempotencyKey.created_at, IdempotencyKey.expires_at)).all()
+        return conn.execute(
+            select(
+                IdempotencyKey.user_id,
+                IdempotencyKey.key,
+                IdempotencyKey.status_code,
+                IdempotencyKey.created_at,
+                IdempotencyKey.expires_at,
+            )
+        ).all()
 
 
 def expire_all_keys(app) -> None:
@@ -53,6 +60,7 @@ def expire_all_keys(app) -> None:
 
 
 # -- the same request again: replayed, nothing moves -------------------------------------
+
 
 def _money_request(client, world, route):
     """(path, body, headers, {user: expected balance after exactly one execution}) for each route."""
@@ -63,8 +71,9 @@ def _money_request(client, world, route):
         return "/wallet/withdraw", {"user_id": a, "amount": 30}, world.alice_h, {a: 70, b: 0}
     if route == "transfer":
         return "/transactions", {"from_user_id": a, "to_user_id": b, "amount": 30}, world.alice_h, {a: 70, b: 30}
-    tx = client.post("/transactions", json={"from_user_id": a, "to_user_id": b, "amount": 30},
-                     headers=world.alice_h).get_json()
+    tx = client.post(
+        "/transactions", json={"from_user_id": a, "to_user_id": b, "amount": 30}, headers=world.alice_h
+    ).get_json()
     return f"/transactions/{tx['id']}/reverse", {"reason": "oops"}, world.admin, {a: 100, b: 0}
 
 
@@ -97,12 +106,20 @@ def test_without_a_key_the_same_body_moves_money_each_time(client, world):
 
 def test_json_key_order_and_spacing_do_not_matter(app, client, world):
     a = world.alice["id"]
-    first = client.post("/wallet/deposit", data=f'{{"user_id": "{a}", "amount": 5, "description": "x"}}',
-                        content_type="application/json", headers=keyed(world.admin, "k"))
+    first = client.post(
+        "/wallet/deposit",
+        data=f'{{"user_id": "{a}", "amount": 5, "description": "x"}}',
+        content_type="application/json",
+        headers=keyed(world.admin, "k"),
+    )
     assert first.status_code == 201
     snapshot = ledger_snapshot(app)
-    again = client.post("/wallet/deposit", data=f'{{"description":"x","amount":5,"user_id":"{a}"}}',
-                        content_type="application/json", headers=keyed(world.admin, "k"))
+    again = client.post(
+        "/wallet/deposit",
+        data=f'{{"description":"x","amount":5,"user_id":"{a}"}}',
+        content_type="application/json",
+        headers=keyed(world.admin, "k"),
+    )
     assert again.status_code == 201 and again.headers[REPLAYED] == "true"
     assert again.get_json() == first.get_json()
     assert ledger_snapshot(app) == snapshot
@@ -115,8 +132,9 @@ def test_replay_is_answered_by_another_app_on_the_same_database(app, client, wor
     container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
     other = create_app(settings, container=container)
     try:
-        again = post(other.test_client(), "/wallet/deposit", {"user_id": world.alice["id"], "amount": 7},
-                     world.admin, key="k")
+        again = post(
+            other.test_client(), "/wallet/deposit", {"user_id": world.alice["id"], "amount": 7}, world.admin, key="k"
+        )
     finally:
         other.module_manager.shutdown()
     assert again.status_code == 201 and again.headers[REPLAYED] == "true"
@@ -155,6 +173,7 @@ def test_replay_answers_as_before_even_where_the_request_would_now_be_refused(ap
 
 # -- the same key for something else ----------------------------------------------------
 
+
 @pytest.mark.parametrize("change", ["amount", "description", "recipient", "route"])
 def test_same_key_different_request_is_422_and_writes_nothing(app, client, world, change):
     deposit(client, world.admin, world.alice["id"], 100)
@@ -179,8 +198,9 @@ def test_reversal_key_is_bound_to_the_transaction_it_reverses(app, client, world
     two = deposit(client, world.admin, world.alice["id"], 20)
     assert post(client, f"/transactions/{one['id']}/reverse", {}, world.admin, key="r").status_code == 201
     snapshot = ledger_snapshot(app)
-    assert_error(post(client, f"/transactions/{two['id']}/reverse", {}, world.admin, key="r"), 422,
-                 "idempotency_key_reused")
+    assert_error(
+        post(client, f"/transactions/{two['id']}/reverse", {}, world.admin, key="r"), 422, "idempotency_key_reused"
+    )
     assert ledger_snapshot(app) == snapshot
 
 
@@ -188,10 +208,12 @@ def test_keys_are_scoped_per_user(app, client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     deposit(client, world.admin, world.bob["id"], 100)
     a, b = world.alice["id"], world.bob["id"]
-    from_alice = post(client, "/transactions", {"from_user_id": a, "to_user_id": b, "amount": 10},
-                      world.alice_h, key="shared")
-    from_bob = post(client, "/transactions", {"from_user_id": b, "to_user_id": a, "amount": 25},
-                    world.bob_h, key="shared")
+    from_alice = post(
+        client, "/transactions", {"from_user_id": a, "to_user_id": b, "amount": 10}, world.alice_h, key="shared"
+    )
+    from_bob = post(
+        client, "/transactions", {"from_user_id": b, "to_user_id": a, "amount": 25}, world.bob_h, key="shared"
+    )
     by_admin = post(client, "/wallet/deposit", {"user_id": a, "amount": 1}, world.admin, key="shared")
     for response in (from_alice, from_bob, by_admin):
         assert response.status_code == 201 and REPLAYED not in response.headers
@@ -199,10 +221,12 @@ def test_keys_are_scoped_per_user(app, client, world):
     assert balance_of(client, world.admin, a) == 100 - 10 + 25 + 1
     assert balance_of(client, world.admin, b) == 100 + 10 - 25
     assert sorted((user, key) for user, key, *_ in stored_keys(app)) == sorted(
-        [(a, "shared"), (b, "shared"), (world.admin_id, "shared")])
+        [(a, "shared"), (b, "shared"), (world.admin_id, "shared")]
+    )
 
 
 # -- which outcomes are stored --------------------------------------------------------------
+
 
 def test_insufficient_funds_is_stored_and_replayed_even_after_funding(app, client, world):
     body = {"user_id": world.alice["id"], "amount": 50}
@@ -233,16 +257,27 @@ def test_already_reversed_is_stored_and_replayed(app, client, world):
     assert again.get_json() == first.get_json()
 
 
-@pytest.mark.parametrize("bad_body", [
-    {"amount": "10"}, {"amount": 10.0}, {"amount": 0}, {"amount": 10, "extra": True},
-    {"amount": 10, "to_user_id": "{from}"},  # self-transfer: refused by the service, not the schema
-])
+@pytest.mark.parametrize(
+    "bad_body",
+    [
+        {"amount": "10"},
+        {"amount": 10.0},
+        {"amount": 0},
+        {"amount": 10, "extra": True},
+        {"amount": 10, "to_user_id": "{from}"},  # self-transfer: refused by the service, not the schema
+    ],
+)
 def test_validation_rejections_are_not_stored(app, client, world, bad_body):
     deposit(client, world.admin, world.alice["id"], 100)
     snapshot = ledger_snapshot(app)
     valid = {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 10}
-    body = {**valid, **{k: (v.format(**{"from": world.alice["id"]}) if isinstance(v, str) and "{" in v else v)
-                        for k, v in bad_body.items()}}
+    body = {
+        **valid,
+        **{
+            k: (v.format(**{"from": world.alice["id"]}) if isinstance(v, str) and "{" in v else v)
+            for k, v in bad_body.items()
+        },
+    }
     assert_error(post(client, "/transactions", body, world.alice_h, key="k"), 422, "validation_error")
     assert ledger_snapshot(app) == snapshot  # no idempotency record either
 
@@ -254,22 +289,30 @@ def test_validation_rejections_are_not_stored(app, client, world, bad_body):
 def test_malformed_json_forbidden_and_not_found_are_not_stored(app, client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     snapshot = ledger_snapshot(app)
-    response = client.post("/wallet/withdraw", data="{oops", content_type="application/json",
-                           headers=keyed(world.bob_h, "k"))
+    response = client.post(
+        "/wallet/withdraw", data="{oops", content_type="application/json", headers=keyed(world.bob_h, "k")
+    )
     assert_error(response, 400, "bad_request")
-    assert_error(post(client, "/wallet/withdraw", {"user_id": world.alice["id"], "amount": 5}, world.bob_h, "k"),
-                 403, "forbidden")
-    assert_error(post(client, "/wallet/deposit", {"user_id": "no-such-user", "amount": 5}, world.admin, "k"),
-                 404, "not_found")
+    assert_error(
+        post(client, "/wallet/withdraw", {"user_id": world.alice["id"], "amount": 5}, world.bob_h, "k"),
+        403,
+        "forbidden",
+    )
+    assert_error(
+        post(client, "/wallet/deposit", {"user_id": "no-such-user", "amount": 5}, world.admin, "k"), 404, "not_found"
+    )
     assert ledger_snapshot(app) == snapshot
     deposit(client, world.admin, world.bob["id"], 5)
-    assert post(client, "/wallet/withdraw", {"user_id": world.bob["id"], "amount": 5}, world.bob_h,
-                "k").status_code == 201
-    assert post(client, "/wallet/deposit", {"user_id": world.bob["id"], "amount": 5}, world.admin,
-                "k").status_code == 201
+    assert (
+        post(client, "/wallet/withdraw", {"user_id": world.bob["id"], "amount": 5}, world.bob_h, "k").status_code == 201
+    )
+    assert (
+        post(client, "/wallet/deposit", {"user_id": world.bob["id"], "amount": 5}, world.admin, "k").status_code == 201
+    )
 
 
 # -- the key itself ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key", ["", "k" * 256, "k" * 1000])
 def test_key_length_outside_1_to_255_is_422(app, client, world, key):
@@ -278,8 +321,11 @@ def test_key_length_outside_1_to_255_is_422(app, client, world, key):
     for path, body, headers in [
         ("/wallet/deposit", {"user_id": world.alice["id"], "amount": 5}, world.admin),
         ("/wallet/withdraw", {"user_id": world.alice["id"], "amount": 5}, world.alice_h),
-        ("/transactions", {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 5},
-         world.alice_h),
+        (
+            "/transactions",
+            {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 5},
+            world.alice_h,
+        ),
     ]:
         error = assert_error(post(client, path, body, headers, key=key), 422, "validation_error")
         assert "Idempotency-Key" in error["details"], error
@@ -298,6 +344,7 @@ def test_keys_of_1_to_255_characters_work(client, world):
 
 
 # -- lifetime -----------------------------------------------------------------------------------
+
 
 def test_a_key_lives_for_24_hours_by_default(app, client, world):
     deposit(client, world.admin, world.alice["id"], 5)
@@ -368,10 +415,15 @@ def test_ttl_comes_from_settings(settings_factory):
 
 # -- purge ---------------------------------------------------------------------------------------
 
+
 def _cli_env(settings) -> dict:
-    return {"CREDIT_DATABASE_URL": settings.database_url, "CREDIT_CACHE_URL": settings.cache_url,
-            "CREDIT_INSTANCE_PATH": settings.instance_path, "CREDIT_SECRET_KEY": settings.secret_key,
-            "CREDIT_CONFIG": ""}
+    return {
+        "CREDIT_DATABASE_URL": settings.database_url,
+        "CREDIT_CACHE_URL": settings.cache_url,
+        "CREDIT_INSTANCE_PATH": settings.instance_path,
+        "CREDIT_SECRET_KEY": settings.secret_key,
+        "CREDIT_CONFIG": "",
+    }
 
 
 def test_purge_command_removes_expired_keys_only(app, client, world, settings):

@@ -1,4 +1,5 @@
 """user_management through the HTTP API (Flask test client), on the selected test backend."""
+
 from __future__ import annotations
 
 import base64
@@ -80,8 +81,15 @@ def make_app(settings_factory):
 
 def craft_token(secret: str, user_id: str, *, version: int = 0, expires_in: int = 60, **extra) -> str:
     now = int(time.time())
-    payload = {"sub": user_id, "ver": version, "jti": uuid.uuid4().hex, "iat": now, "exp": now + expires_in,
-               "typ": "access", **extra}
+    payload = {
+        "sub": user_id,
+        "ver": version,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + expires_in,
+        "typ": "access",
+        **extra,
+    }
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -91,9 +99,11 @@ def cursor_of(*values) -> str:
 
 # -- registration -----------------------------------------------------------------------
 
+
 def test_register_returns_exactly_the_user_fields(act, client):
-    response = client.post("/users", json={"username": "Alice.B-1_", "email": "Alice@Example.com",
-                                           "password": "s3cret-passw0rd"})
+    response = client.post(
+        "/users", json={"username": "Alice.B-1_", "email": "Alice@Example.com", "password": "s3cret-passw0rd"}
+    )
     assert response.status_code == 201
     user = response.get_json()
     assert set(user) == USER_FIELDS
@@ -118,8 +128,9 @@ def test_register_boundaries_are_accepted(client):
 def test_duplicate_username_in_another_case_is_409(act, client):
     register(client, "Alice")
     before = act.counts()
-    response = client.post("/users", json={"username": "aLICE", "email": "other@example.com",
-                                           "password": DEFAULT_PASSWORD})
+    response = client.post(
+        "/users", json={"username": "aLICE", "email": "other@example.com", "password": DEFAULT_PASSWORD}
+    )
     assert_error(response, 409, "username_taken")
     assert act.counts() == before
 
@@ -127,8 +138,9 @@ def test_duplicate_username_in_another_case_is_409(act, client):
 def test_duplicate_email_in_another_case_is_409(act, client):
     register(client, "alice", email="Alice@Example.com")
     before = act.counts()
-    response = client.post("/users", json={"username": "bob", "email": "ALICE@example.COM",
-                                           "password": DEFAULT_PASSWORD})
+    response = client.post(
+        "/users", json={"username": "bob", "email": "ALICE@example.COM", "password": DEFAULT_PASSWORD}
+    )
     assert_error(response, 409, "email_taken")
     assert act.counts() == before
 
@@ -136,28 +148,32 @@ def test_duplicate_email_in_another_case_is_409(act, client):
 VALID = {"username": "carol", "email": "carol@example.com", "password": DEFAULT_PASSWORD}
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"email": "not-an-email"}, "email"),
-    ({"email": "carol@"}, "email"),
-    ({"email": None}, "email"),
-    ({"password": "short7!"}, "password"),
-    ({"password": ""}, "password"),
-    ({"username": "ab"}, "username"),
-    ({"username": "a" * 33}, "username"),
-    ({"username": "bad name"}, "username"),
-    ({"username": "bad/name"}, "username"),
-    ({"username": "jürgen"}, "username"),
-    ({"username": ""}, "username"),
-    ({"username": "nul\u0000name"}, "username"),
-    ({"email": "nul\u0000@example.com"}, "email"),
-    ({"username": 123}, "username"),
-    ({"password": True}, "password"),
-    ({"password": 12345678}, "password"),
-    ({"email": ["carol@example.com"]}, "email"),
-    ({"role": "admin"}, "role"),
-    ({"is_active": False}, "is_active"),
-    ({"id": "0000"}, "id"),
-], ids=lambda value: repr(value) if not isinstance(value, str) else value)
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "carol@"}, "email"),
+        ({"email": None}, "email"),
+        ({"password": "short7!"}, "password"),
+        ({"password": ""}, "password"),
+        ({"username": "ab"}, "username"),
+        ({"username": "a" * 33}, "username"),
+        ({"username": "bad name"}, "username"),
+        ({"username": "bad/name"}, "username"),
+        ({"username": "jürgen"}, "username"),
+        ({"username": ""}, "username"),
+        ({"username": "nul\u0000name"}, "username"),
+        ({"email": "nul\u0000@example.com"}, "email"),
+        ({"username": 123}, "username"),
+        ({"password": True}, "password"),
+        ({"password": 12345678}, "password"),
+        ({"email": ["carol@example.com"]}, "email"),
+        ({"role": "admin"}, "role"),
+        ({"is_active": False}, "is_active"),
+        ({"id": "0000"}, "id"),
+    ],
+    ids=lambda value: repr(value) if not isinstance(value, str) else value,
+)
 def test_invalid_registration_is_422_and_writes_nothing(act, client, changes, field):
     before = act.counts()
     response = client.post("/users", json={**VALID, **changes})
@@ -180,9 +196,18 @@ def test_empty_object_names_every_missing_field(client):
     assert set(error["details"]) == {"username", "email", "password"}
 
 
-@pytest.mark.parametrize("raw", [b'{"username": "carol",', b"not json", b"[]",
-                                 b'[{"username": "carol", "email": "carol@example.com", "password": "x"}]',
-                                 b'"carol"', b"null", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"username": "carol",',
+        b"not json",
+        b"[]",
+        b'[{"username": "carol", "email": "carol@example.com", "password": "x"}]',
+        b'"carol"',
+        b"null",
+        b"\xff\xfe",
+    ],
+)
 def test_non_object_or_malformed_body_is_400(act, client, raw):
     response = client.post("/users", data=raw, content_type="application/json")
     assert_error(response, 400, "bad_request")
@@ -200,6 +225,7 @@ def test_oversized_body_is_413_with_error_body(act, client, app):
 
 
 # -- login and logout -----------------------------------------------------------------
+
 
 def test_login_by_username_returns_bearer_token(client, settings):
     register(client, "dave")
@@ -233,22 +259,26 @@ def test_unknown_user_and_wrong_password_answer_identically(act, client):
         assert other.headers.get("WWW-Authenticate") == wrong_password.headers.get("WWW-Authenticate")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"username": "frank"}, "password"),
-    ({"password": DEFAULT_PASSWORD}, "username"),
-    ({"username": 123, "password": DEFAULT_PASSWORD}, "username"),
-    ({"username": "frank", "password": True}, "password"),
-    ({"username": "frank", "password": DEFAULT_PASSWORD, "remember": True}, "remember"),
-    ({"username": "fra\u0000nk", "password": DEFAULT_PASSWORD}, "username"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"username": "frank"}, "password"),
+        ({"password": DEFAULT_PASSWORD}, "username"),
+        ({"username": 123, "password": DEFAULT_PASSWORD}, "username"),
+        ({"username": "frank", "password": True}, "password"),
+        ({"username": "frank", "password": DEFAULT_PASSWORD, "remember": True}, "remember"),
+        ({"username": "fra\u0000nk", "password": DEFAULT_PASSWORD}, "username"),
+    ],
+)
 def test_login_validation_is_422(client, body, field):
     error = assert_error(client.post("/auth/login", json=body), 422, "validation_error")
     assert field in error["details"]
 
 
 def test_login_body_not_json_is_400(client):
-    assert_error(client.post("/auth/login", data=b"username=frank", content_type="application/json"),
-                 400, "bad_request")
+    assert_error(
+        client.post("/auth/login", data=b"username=frank", content_type="application/json"), 400, "bad_request"
+    )
 
 
 def test_logout_revokes_only_that_token(act, client):
@@ -271,6 +301,7 @@ def test_logout_without_token_is_401(client):
 
 # -- tokens -----------------------------------------------------------------------------
 
+
 def test_crafted_token_with_the_right_key_is_accepted(act, client, settings):
     """Control for the crafted-token tests below: the crafting itself is right."""
     user = register(client, "hank")
@@ -278,8 +309,9 @@ def test_crafted_token_with_the_right_key_is_accepted(act, client, settings):
     assert act.me(bearer(token)).status_code == 200
 
 
-@pytest.mark.parametrize("how", ["expired", "other_key", "wrong_version", "not_access", "no_jti", "unknown_user",
-                                 "alg_none"])
+@pytest.mark.parametrize(
+    "how", ["expired", "other_key", "wrong_version", "not_access", "no_jti", "unknown_user", "alg_none"]
+)
 def test_bad_tokens_are_401(act, client, settings, how):
     user = register(client, "hank")
     key, user_id = settings.secret_key, user["id"]
@@ -288,11 +320,15 @@ def test_bad_tokens_are_401(act, client, settings, how):
         "other_key": lambda: craft_token("another-secret-key-0123456789abcdef-xyz", user_id),
         "wrong_version": lambda: craft_token(key, user_id, version=1),
         "not_access": lambda: craft_token(key, user_id, typ="refresh"),
-        "no_jti": lambda: jwt.encode({"sub": user_id, "ver": 0, "exp": int(time.time()) + 60, "typ": "access"},
-                                     key, algorithm="HS256"),
+        "no_jti": lambda: jwt.encode(
+            {"sub": user_id, "ver": 0, "exp": int(time.time()) + 60, "typ": "access"}, key, algorithm="HS256"
+        ),
         "unknown_user": lambda: craft_token(key, str(uuid.uuid4())),
-        "alg_none": lambda: jwt.encode({"sub": user_id, "ver": 0, "jti": "x", "exp": int(time.time()) + 60,
-                                        "typ": "access"}, None, algorithm="none"),
+        "alg_none": lambda: jwt.encode(
+            {"sub": user_id, "ver": 0, "jti": "x", "exp": int(time.time()) + 60, "typ": "access"},
+            None,
+            algorithm="none",
+        ),
     }[how]()
     response = act.me(bearer(token))
     assert_error(response, 401, "unauthorized")
@@ -313,8 +349,21 @@ def test_expired_token_from_a_short_ttl_is_401(make_app):
     assert "expired" in error["message"]
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Token {t}", "Basic dXNlcjpwYXNz", "{t}",
-                                    "Bearer not.a.jwt", "Bearer {t} extra", "Bearer {t}x"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Token {t}",
+        "Basic dXNlcjpwYXNz",
+        "{t}",
+        "Bearer not.a.jwt",
+        "Bearer {t} extra",
+        "Bearer {t}x",
+    ],
+)
 def test_malformed_authorization_header_is_401(act, client, header):
     _user, headers = act.user("jack")
     token = headers["Authorization"].split(" ", 1)[1]
@@ -329,6 +378,7 @@ def test_scheme_is_case_insensitive(act, client):
 
 
 # -- reading users ------------------------------------------------------------------------
+
 
 def test_me_and_get_self(act, client):
     user, headers = act.user("kate")
@@ -374,6 +424,7 @@ def test_reading_users_requires_a_token(act, client):
 
 # -- changing users -----------------------------------------------------------------------
 
+
 def test_self_changes_email(act, client):
     user, headers = act.user("mia")
     response = client.patch(f"/users/{user['id']}", json={"email": "Mia.New@Example.com"}, headers=headers)
@@ -383,8 +434,11 @@ def test_self_changes_email(act, client):
     assert body == {**user, "email": "Mia.New@Example.com"}
     assert act.me(headers).get_json()["email"] == "Mia.New@Example.com"  # an email change keeps tokens
     login(client, "mia.new@example.com")
-    assert_error(client.post("/auth/login", json={"username": "mia@example.com", "password": DEFAULT_PASSWORD}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "mia@example.com", "password": DEFAULT_PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
 
 
 def test_changing_email_to_a_taken_one_is_409(act, client):
@@ -400,15 +454,19 @@ def test_changing_email_to_a_taken_one_is_409(act, client):
 def test_self_password_change_revokes_tokens(act, client):
     user, headers = act.user("olga", password="old-password-1")
     other_session = bearer(login(client, "olga", "old-password-1"))
-    response = client.patch(f"/users/{user['id']}", headers=headers,
-                            json={"password": "new-password-2", "current_password": "old-password-1"})
+    response = client.patch(
+        f"/users/{user['id']}",
+        headers=headers,
+        json={"password": "new-password-2", "current_password": "old-password-1"},
+    )
     assert response.status_code == 200
     assert response.get_json() == user
     assert "new-password-2" not in response.get_data(as_text=True)
     assert_error(act.me(headers), 401, "unauthorized")
     assert_error(act.me(other_session), 401, "unauthorized")
-    assert_error(client.post("/auth/login", json={"username": "olga", "password": "old-password-1"}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "olga", "password": "old-password-1"}), 401, "invalid_credentials"
+    )
     assert act.me(bearer(login(client, "olga", "new-password-2"))).status_code == 200
 
 
@@ -423,19 +481,24 @@ def test_password_change_needs_current_password(act, client):
 
 def test_password_change_with_wrong_current_password_is_401(act, client):
     user, headers = act.user("olga", password="old-password-1")
-    response = client.patch(f"/users/{user['id']}", headers=headers,
-                            json={"password": "new-password-2", "current_password": "not-my-password"})
+    response = client.patch(
+        f"/users/{user['id']}",
+        headers=headers,
+        json={"password": "new-password-2", "current_password": "not-my-password"},
+    )
     assert_error(response, 401, "invalid_credentials")
     assert act.me(headers).status_code == 200
     login(client, "olga", "old-password-1")
-    assert_error(client.post("/auth/login", json={"username": "olga", "password": "new-password-2"}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "olga", "password": "new-password-2"}), 401, "invalid_credentials"
+    )
 
 
 def test_new_password_is_validated(act, client):
     user, headers = act.user("olga", password="old-password-1")
-    response = client.patch(f"/users/{user['id']}", headers=headers,
-                            json={"password": "short", "current_password": "old-password-1"})
+    response = client.patch(
+        f"/users/{user['id']}", headers=headers, json={"password": "short", "current_password": "old-password-1"}
+    )
     error = assert_error(response, 422, "validation_error")
     assert "password" in error["details"]
     login(client, "olga", "old-password-1")
@@ -444,15 +507,20 @@ def test_new_password_is_validated(act, client):
 def test_user_changing_another_user_is_403(act, client):
     other, other_headers = act.user("paul")
     _user, headers = act.user("quinn")
-    for changes in ({"email": "stolen@example.com"}, {"password": "hijacked-123", "current_password": "whatever"},
-                    {"is_active": False}, {"role": "admin"}):
+    for changes in (
+        {"email": "stolen@example.com"},
+        {"password": "hijacked-123", "current_password": "whatever"},
+        {"is_active": False},
+        {"role": "admin"},
+    ):
         assert_error(client.patch(f"/users/{other['id']}", json=changes, headers=headers), 403, "forbidden")
     assert act.me(other_headers).get_json() == other
     login(client, "paul")
 
 
-@pytest.mark.parametrize("changes", [{"role": "admin"}, {"is_active": False},
-                                     {"email": "q2@example.com", "role": "admin"}])
+@pytest.mark.parametrize(
+    "changes", [{"role": "admin"}, {"is_active": False}, {"email": "q2@example.com", "role": "admin"}]
+)
 def test_user_cannot_change_own_role_or_active_flag(act, client, changes):
     user, headers = act.user("quinn")
     assert_error(client.patch(f"/users/{user['id']}", json=changes, headers=headers), 403, "forbidden")
@@ -460,24 +528,28 @@ def test_user_cannot_change_own_role_or_active_flag(act, client, changes):
     assert_error(client.get("/users", headers=headers), 403, "forbidden")
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"is_active": "yes"}, "is_active"),
-    ({"is_active": 1}, "is_active"),
-    ({"is_active": None}, "is_active"),
-    ({"role": "superuser"}, "role"),
-    ({"role": True}, "role"),
-    ({"email": 5}, "email"),
-    ({"email": "nope"}, "email"),
-    ({"email": "rita\u0000@example.com"}, "email"),
-    ({"username": "renamed"}, "username"),
-    ({"password_hash": "$argon2id$v=19$x"}, "password_hash"),
-    ({"token_version": 0}, "token_version"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"is_active": "yes"}, "is_active"),
+        ({"is_active": 1}, "is_active"),
+        ({"is_active": None}, "is_active"),
+        ({"role": "superuser"}, "role"),
+        ({"role": True}, "role"),
+        ({"email": 5}, "email"),
+        ({"email": "nope"}, "email"),
+        ({"email": "rita\u0000@example.com"}, "email"),
+        ({"username": "renamed"}, "username"),
+        ({"password_hash": "$argon2id$v=19$x"}, "password_hash"),
+        ({"token_version": 0}, "token_version"),
+    ],
+)
 def test_invalid_patch_is_422_and_changes_nothing(act, client, changes, field):
     user, _ = act.user("rita")
     _admin, admin_headers = act.admin()
-    error = assert_error(client.patch(f"/users/{user['id']}", json=changes, headers=admin_headers),
-                         422, "validation_error")
+    error = assert_error(
+        client.patch(f"/users/{user['id']}", json=changes, headers=admin_headers), 422, "validation_error"
+    )
     assert field in error["details"]
     assert client.get(f"/users/{user['id']}", headers=admin_headers).get_json() == user
 
@@ -485,8 +557,11 @@ def test_invalid_patch_is_422_and_changes_nothing(act, client, changes, field):
 def test_patch_body_must_be_a_json_object(act, client):
     user, headers = act.user("rita")
     for raw in (b"[]", b"{", b'"email"'):
-        assert_error(client.patch(f"/users/{user['id']}", data=raw, headers=headers,
-                                  content_type="application/json"), 400, "bad_request")
+        assert_error(
+            client.patch(f"/users/{user['id']}", data=raw, headers=headers, content_type="application/json"),
+            400,
+            "bad_request",
+        )
 
 
 def test_admin_promotes_user(act, client):
@@ -519,8 +594,9 @@ def test_admin_deactivates_and_reactivates_user(act, client):
     assert response.status_code == 200
     assert response.get_json() == {**user, "is_active": False}
     assert_error(act.me(headers), 401, "unauthorized")
-    assert_error(client.post("/auth/login", json={"username": "tina", "password": DEFAULT_PASSWORD}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "tina", "password": DEFAULT_PASSWORD}), 401, "invalid_credentials"
+    )
     response = client.patch(f"/users/{user['id']}", json={"is_active": True}, headers=admin_headers)
     assert response.status_code == 200 and response.get_json()["is_active"] is True
     assert_error(act.me(headers), 401, "unauthorized")  # the old token stays dead
@@ -539,20 +615,25 @@ def test_deactivated_user_login_answers_like_wrong_password(act, client):
 
 # -- deactivation (DELETE) ------------------------------------------------------------------
 
+
 def test_delete_self_deactivates(act, client):
     user, headers = act.user("uma")
     response = client.delete(f"/users/{user['id']}", headers=headers)
     assert response.status_code == 204
     assert response.get_data() == b""
     assert_error(act.me(headers), 401, "unauthorized")
-    assert_error(client.post("/auth/login", json={"username": "uma", "password": DEFAULT_PASSWORD}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "uma", "password": DEFAULT_PASSWORD}), 401, "invalid_credentials"
+    )
     _admin, admin_headers = act.admin()
     kept = client.get(f"/users/{user['id']}", headers=admin_headers)
     assert kept.status_code == 200 and kept.get_json() == {**user, "is_active": False}
     # Deactivated, not deleted: the username stays taken.
-    assert_error(client.post("/users", json={"username": "UMA", "email": "uma2@example.com",
-                                             "password": DEFAULT_PASSWORD}), 409, "username_taken")
+    assert_error(
+        client.post("/users", json={"username": "UMA", "email": "uma2@example.com", "password": DEFAULT_PASSWORD}),
+        409,
+        "username_taken",
+    )
 
 
 def test_admin_deletes_user_and_again_is_204(act, client):
@@ -572,6 +653,7 @@ def test_user_deleting_another_user_is_403(act, client):
 
 
 # -- listing --------------------------------------------------------------------------------
+
 
 def test_admin_lists_users_newest_first_with_cursor(act, client):
     admin, admin_headers = act.admin()
@@ -619,17 +701,31 @@ def test_list_limit_bounds_are_accepted(act, client, limit):
     assert (page["next_cursor"] is None) == (int(limit) >= 2)
 
 
-@pytest.mark.parametrize("cursor", ["abc", "!!!", "%%%", cursor_of("x"), cursor_of(1, 2), cursor_of(None, None),
-                                    cursor_of("a", "b", "c"), cursor_of(["a"], {"b": 1}),
-                                    cursor_of("not-a-time", "id"), cursor_of("9999-12-31T23:59:59-05:00", "id"),
-                                    cursor_of("0001-01-01T00:00:00+05:00", "id"),
-                                    cursor_of("2020-01-01T00:00:00+00:00", "a\u0000b"),
-                                    cursor_of("2020-01-01T00:00:00+00:00", 5),
-                                    base64.urlsafe_b64encode(b'{"a": 1}').decode(), "x" * 600])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "abc",
+        "!!!",
+        "%%%",
+        cursor_of("x"),
+        cursor_of(1, 2),
+        cursor_of(None, None),
+        cursor_of("a", "b", "c"),
+        cursor_of(["a"], {"b": 1}),
+        cursor_of("not-a-time", "id"),
+        cursor_of("9999-12-31T23:59:59-05:00", "id"),
+        cursor_of("0001-01-01T00:00:00+05:00", "id"),
+        cursor_of("2020-01-01T00:00:00+00:00", "a\u0000b"),
+        cursor_of("2020-01-01T00:00:00+00:00", 5),
+        base64.urlsafe_b64encode(b'{"a": 1}').decode(),
+        "x" * 600,
+    ],
+)
 def test_list_garbage_cursor_is_422(act, client, cursor):
     _admin, admin_headers = act.admin()
-    error = assert_error(client.get("/users", query_string={"cursor": cursor}, headers=admin_headers),
-                         422, "validation_error")
+    error = assert_error(
+        client.get("/users", query_string={"cursor": cursor}, headers=admin_headers), 422, "validation_error"
+    )
     assert "cursor" in error["details"]
 
 
@@ -641,6 +737,7 @@ def test_non_admin_listing_is_403(act, client):
 
 
 # -- login throttling -------------------------------------------------------------------------
+
 
 def _fail(client, username, **kwargs):
     return client.post("/auth/login", json={"username": username, "password": "definitely-wrong"}, **kwargs)
@@ -712,6 +809,7 @@ def test_client_is_throttled_after_its_own_budget(make_app):
 
 # -- secrets never leak ---------------------------------------------------------------------
 
+
 def test_no_password_or_hash_in_responses_or_logs(act, client, caplog):
     caplog.set_level(logging.DEBUG)
     secrets = ["Plain-Text-Pass-1", "Another-Pass-22", "Wrong-Guess-333", "Short7!"]
@@ -722,19 +820,32 @@ def test_no_password_or_hash_in_responses_or_logs(act, client, caplog):
         bodies.append(response.get_data(as_text=True))
         return response
 
-    user = call("post", "/users", json={"username": "leaky", "email": "leaky@example.com",
-                                         "password": secrets[0]}).get_json()
+    user = call(
+        "post", "/users", json={"username": "leaky", "email": "leaky@example.com", "password": secrets[0]}
+    ).get_json()
     call("post", "/users", json={"username": "leaky2", "email": "leaky2@example.com", "password": secrets[3]})
     call("post", "/users", json={"username": "leaky", "email": "leaky@example.com", "password": secrets[0]})
     token = call("post", "/auth/login", json={"username": "leaky", "password": secrets[0]}).get_json()["access_token"]
     call("post", "/auth/login", json={"username": "leaky", "password": secrets[2]})
     call("post", "/auth/login", json={"username": "nobody", "password": secrets[2]})
-    call("patch", f"/users/{user['id']}", headers=bearer(token), json={"password": secrets[1],
-                                                                        "current_password": secrets[2]})
-    call("patch", f"/users/{user['id']}", headers=bearer(token), json={"password": secrets[3],
-                                                                        "current_password": secrets[0]})
-    call("patch", f"/users/{user['id']}", headers=bearer(token), json={"password": secrets[1],
-                                                                        "current_password": secrets[0]})
+    call(
+        "patch",
+        f"/users/{user['id']}",
+        headers=bearer(token),
+        json={"password": secrets[1], "current_password": secrets[2]},
+    )
+    call(
+        "patch",
+        f"/users/{user['id']}",
+        headers=bearer(token),
+        json={"password": secrets[3], "current_password": secrets[0]},
+    )
+    call(
+        "patch",
+        f"/users/{user['id']}",
+        headers=bearer(token),
+        json={"password": secrets[1], "current_password": secrets[0]},
+    )
     new_token = call("post", "/auth/login", json={"username": "leaky", "password": secrets[1]}).get_json()
     call("get", "/users/me", headers=bearer(new_token["access_token"]))
     _admin, admin_headers = act.admin()
@@ -746,8 +857,12 @@ def test_no_password_or_hash_in_responses_or_logs(act, client, caplog):
     # so the check below guards against a future log line, e.g. of a request body).
     logging.getLogger("app.services.auth").debug("capture-canary")
     assert any(record.getMessage() == "capture-canary" for record in caplog.records)
-    logged = [caplog.text] + [record.getMessage() for record in caplog.records] + \
-             [repr(record.args) for record in caplog.records] + [record.exc_text or "" for record in caplog.records]
+    logged = (
+        [caplog.text]
+        + [record.getMessage() for record in caplog.records]
+        + [repr(record.args) for record in caplog.records]
+        + [record.exc_text or "" for record in caplog.records]
+    )
     for text in bodies + logged:
         assert "$argon2" not in text
         for secret in secrets + [DEFAULT_PASSWORD]:
@@ -764,9 +879,15 @@ def cli_env(tmp_path, sqlite_template):
     folder = tmp_path / "cli"
     folder.mkdir()
     url = sqlite_template.fresh(folder)
-    return {"CREDIT_DATABASE_URL": url, "CREDIT_INSTANCE_PATH": str(folder), "CREDIT_SECRET_KEY": CLI_SECRET,
-            "CREDIT_CACHE_URL": "memory://", "CREDIT_CONFIG": None, "CREDIT_MODULES_DISABLED": None,
-            "CREDIT_MODULES_EXTRA": None}
+    return {
+        "CREDIT_DATABASE_URL": url,
+        "CREDIT_INSTANCE_PATH": str(folder),
+        "CREDIT_SECRET_KEY": CLI_SECRET,
+        "CREDIT_CACHE_URL": "memory://",
+        "CREDIT_CONFIG": None,
+        "CREDIT_MODULES_DISABLED": None,
+        "CREDIT_MODULES_EXTRA": None,
+    }
 
 
 @pytest.fixture
@@ -775,8 +896,13 @@ def cli_app(cli_env):
     apps = []
 
     def make():
-        settings = load_settings(environ={}, database_url=cli_env["CREDIT_DATABASE_URL"], cache_url="memory://",
-                                 secret_key=CLI_SECRET, instance_path=cli_env["CREDIT_INSTANCE_PATH"])
+        settings = load_settings(
+            environ={},
+            database_url=cli_env["CREDIT_DATABASE_URL"],
+            cache_url="memory://",
+            secret_key=CLI_SECRET,
+            instance_path=cli_env["CREDIT_INSTANCE_PATH"],
+        )
         app = create_app(settings)
         apps.append(app)
         return app
@@ -787,8 +913,9 @@ def cli_app(cli_env):
 
 
 def _create_admin(env, username, email, password):
-    return CliRunner().invoke(cli, ["create-admin", "--username", username, "--email", email,
-                                    "--password", password], env=env)
+    return CliRunner().invoke(
+        cli, ["create-admin", "--username", username, "--email", email, "--password", password], env=env
+    )
 
 
 def test_create_admin_creates_an_admin_who_can_list_users(cli_env, cli_app):
@@ -815,20 +942,26 @@ def test_create_admin_promotes_an_existing_user(cli_env, cli_app):
     assert "promoted admin worker" in result.output
 
     client = cli_app().test_client()
-    assert_error(client.post("/auth/login", json={"username": "worker", "password": "worker-password-1"}),
-                 401, "invalid_credentials")
+    assert_error(
+        client.post("/auth/login", json={"username": "worker", "password": "worker-password-1"}),
+        401,
+        "invalid_credentials",
+    )
     headers = bearer(login(client, "worker", "promoted-password-2"))
     me = client.get("/users/me", headers=headers).get_json()
     assert me["id"] == user["id"] and me["role"] == "admin" and me["email"] == "worker@example.com"
     assert client.get("/users", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("username, email, password, message", [
-    ("boss", "not-an-email", "boss-password-1", "email"),
-    ("boss", "boss@example.com", "tiny-7!", "password"),
-    ("b", "boss@example.com", "boss-password-1", "username"),
-    ("bad name", "boss@example.com", "boss-password-1", "username"),
-])
+@pytest.mark.parametrize(
+    "username, email, password, message",
+    [
+        ("boss", "not-an-email", "boss-password-1", "email"),
+        ("boss", "boss@example.com", "tiny-7!", "password"),
+        ("b", "boss@example.com", "boss-password-1", "username"),
+        ("bad name", "boss@example.com", "boss-password-1", "username"),
+    ],
+)
 def test_create_admin_rejects_invalid_input(cli_env, cli_app, username, email, password, message):
     result = _create_admin(cli_env, username, email, password)
     assert result.exit_code != 0

@@ -3,6 +3,7 @@
 Every refused money request is also checked against the database: no transaction, no
 ledger entry, no idempotency record and no balance changed.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,11 +11,30 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.helpers import (MISSING, assert_error, balance_of, bearer, deposit, ledger_snapshot,
-                           login, make_admin, user_with_token, with_field)
+from tests.helpers import (
+    MISSING,
+    assert_error,
+    balance_of,
+    bearer,
+    deposit,
+    ledger_snapshot,
+    login,
+    make_admin,
+    user_with_token,
+    with_field,
+)
 
-TRANSACTION_FIELDS = {"id", "type", "amount", "from_user_id", "to_user_id", "description", "created_at",
-                      "reverses", "reversed_by"}
+TRANSACTION_FIELDS = {
+    "id",
+    "type",
+    "amount",
+    "from_user_id",
+    "to_user_id",
+    "description",
+    "created_at",
+    "reverses",
+    "reversed_by",
+}
 
 
 @pytest.fixture
@@ -29,8 +49,11 @@ def world(app, client):
 
 
 def transfer(client, headers, from_id, to_id, amount, **fields):
-    return client.post("/transactions", json={"from_user_id": from_id, "to_user_id": to_id, "amount": amount,
-                                              **fields}, headers=headers)
+    return client.post(
+        "/transactions",
+        json={"from_user_id": from_id, "to_user_id": to_id, "amount": amount, **fields},
+        headers=headers,
+    )
 
 
 def reverse(client, headers, tx_id, **body):
@@ -56,6 +79,7 @@ def balances(client, world, *names) -> list[int]:
 
 # -- transfer ---------------------------------------------------------------------------
 
+
 def test_owner_transfers_to_another_user(client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     tx = created(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 40, description="lunch"))
@@ -76,16 +100,18 @@ def test_admin_transfers_between_two_users(client, world):
 
 def test_transfer_of_the_whole_balance_and_the_maximum_amount(client, world):
     deposit(client, world.admin, world.alice["id"], 1_000_000_000_000)
-    created(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 1_000_000_000_000,
-                     description="z" * 500))
+    created(
+        transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 1_000_000_000_000, description="z" * 500)
+    )
     assert balances(client, world, "alice", "bob") == [0, 1_000_000_000_000]
 
 
 def test_transfer_more_than_balance_is_409_and_writes_nothing(app, client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     before = ledger_snapshot(app)
-    error = assert_error(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 300), 409,
-                         "insufficient_funds")
+    error = assert_error(
+        transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 300), 409, "insufficient_funds"
+    )
     assert error["details"] == {"balance": 100, "requested": 300}
     assert ledger_snapshot(app) == before
     assert balances(client, world, "alice", "bob") == [100, 0]
@@ -95,8 +121,9 @@ def test_transfer_to_self_is_422_and_writes_nothing(app, client, world):
     deposit(client, world.admin, world.alice["id"], 100)
     before = ledger_snapshot(app)
     for headers in (world.alice_h, world.admin):
-        error = assert_error(transfer(client, headers, world.alice["id"], world.alice["id"], 10), 422,
-                             "validation_error")
+        error = assert_error(
+            transfer(client, headers, world.alice["id"], world.alice["id"], 10), 422, "validation_error"
+        )
         assert "to_user_id" in error["details"]
     assert ledger_snapshot(app) == before
 
@@ -118,8 +145,9 @@ def test_transfer_to_deactivated_recipient_is_422_and_writes_nothing(app, client
     deposit(client, world.admin, world.alice["id"], 100)
     assert client.delete(f"/users/{world.bob['id']}", headers=world.admin).status_code == 204
     before = ledger_snapshot(app)
-    error = assert_error(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 10), 422,
-                         "validation_error")
+    error = assert_error(
+        transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 10), 422, "validation_error"
+    )
     assert "to_user_id" in error["details"]
     assert ledger_snapshot(app) == before
 
@@ -134,6 +162,7 @@ def test_user_cannot_transfer_from_another_users_wallet(app, client, world):
 
 
 # -- transfer validation ----------------------------------------------------------------
+
 
 @pytest.fixture
 def funded(client, world):
@@ -153,14 +182,22 @@ def test_the_valid_transfer_body_used_below_is_accepted(client, funded):
 # checked on transfers too, in test_wallet_api.py::test_invalid_amount_is_422_on_every_money_route...
 
 BAD_FIELDS = [
-    ("from_user_id", 123), ("to_user_id", 123), ("to_user_id", None), ("to_user_id", MISSING),
-    ("from_user_id", MISSING), ("to_user_id", ""), ("to_user_id", "nul\x00"), ("description", "x" * 501),
-    ("description", ["a"]), ("unexpected", 1),
+    ("from_user_id", 123),
+    ("to_user_id", 123),
+    ("to_user_id", None),
+    ("to_user_id", MISSING),
+    ("from_user_id", MISSING),
+    ("to_user_id", ""),
+    ("to_user_id", "nul\x00"),
+    ("description", "x" * 501),
+    ("description", ["a"]),
+    ("unexpected", 1),
 ]
 
 
-@pytest.mark.parametrize("field,value", BAD_FIELDS,
-                         ids=[f"{f}={'missing' if v is MISSING else str(v)[:12]}" for f, v in BAD_FIELDS])
+@pytest.mark.parametrize(
+    "field,value", BAD_FIELDS, ids=[f"{f}={'missing' if v is MISSING else str(v)[:12]}" for f, v in BAD_FIELDS]
+)
 def test_transfer_with_invalid_field_is_422_naming_it(app, client, funded, field, value):
     before = ledger_snapshot(app)
     body = with_field(_valid(funded), field, value)
@@ -180,6 +217,7 @@ def test_transfer_or_reverse_body_that_is_not_a_json_object_is_400(app, client, 
 
 
 # -- reading one transaction -------------------------------------------------------------
+
 
 def test_both_parties_and_admin_read_a_transfer_others_get_404(client, world):
     deposit(client, world.admin, world.alice["id"], 100)
@@ -210,10 +248,10 @@ def test_unknown_transaction_is_404(client, world):
 
 # -- history ----------------------------------------------------------------------------
 
+
 def _seven_for_alice(client, world) -> list[dict]:
     """Seven transactions touching alice (and one that does not), in creation order."""
-    txs = [deposit(client, world.admin, world.alice["id"], 100),
-           deposit(client, world.admin, world.alice["id"], 50)]
+    txs = [deposit(client, world.admin, world.alice["id"], 100), deposit(client, world.admin, world.alice["id"], 50)]
     txs.append(created(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 30)))
     deposit(client, world.admin, world.carol["id"], 9)  # not alice's
     txs.append(created(transfer(client, world.bob_h, world.bob["id"], world.alice["id"], 10)))
@@ -298,9 +336,16 @@ def test_a_page_does_not_shift_when_newer_transactions_arrive(client, world):
 
 
 BAD_QUERIES = [
-    ("limit=0", "limit"), ("limit=201", "limit"), ("limit=abc", "limit"), ("limit=-1", "limit"),
-    ("type=gift", "type"), ("cursor=not-a-cursor", "cursor"), ("cursor=WyJhIl0", "cursor"),
-    ("cursor=e30", "cursor"), ("cursor=%00", "cursor"), ("user_id=", "user_id"),
+    ("limit=0", "limit"),
+    ("limit=201", "limit"),
+    ("limit=abc", "limit"),
+    ("limit=-1", "limit"),
+    ("type=gift", "type"),
+    ("cursor=not-a-cursor", "cursor"),
+    ("cursor=WyJhIl0", "cursor"),
+    ("cursor=e30", "cursor"),
+    ("cursor=%00", "cursor"),
+    ("user_id=", "user_id"),
 ]
 
 
@@ -317,6 +362,7 @@ def test_history_limit_bounds_are_accepted(client, world):
 
 
 # -- reversal ---------------------------------------------------------------------------
+
 
 def test_reversal_of_a_transfer(client, world):
     deposit(client, world.admin, world.alice["id"], 100)
@@ -424,13 +470,17 @@ def test_reverse_without_body_is_accepted(client, world):
 
 # -- authentication ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("method,path,body", [
-    ("post", "/transactions", {"from_user_id": "{alice}", "to_user_id": "{bob}", "amount": 5}),
-    ("post", "/transactions", {"amount": 1.5}),  # bad body and no token: 401 first
-    ("get", "/transactions", None),
-    ("get", "/transactions/{tx}", None),
-    ("post", "/transactions/{tx}/reverse", {}),
-])
+
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("post", "/transactions", {"from_user_id": "{alice}", "to_user_id": "{bob}", "amount": 5}),
+        ("post", "/transactions", {"amount": 1.5}),  # bad body and no token: 401 first
+        ("get", "/transactions", None),
+        ("get", "/transactions/{tx}", None),
+        ("post", "/transactions/{tx}/reverse", {}),
+    ],
+)
 def test_transaction_routes_need_a_valid_token(app, client, world, method, path, body):
     deposit(client, world.admin, world.alice["id"], 100)
     tx = created(transfer(client, world.alice_h, world.alice["id"], world.bob["id"], 5))

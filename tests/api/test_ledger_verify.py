@@ -1,5 +1,6 @@
 """`credit-system ledger verify` on a clean and on a deliberately corrupted ledger, and the
 database's own refusal of a negative balance."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,13 @@ from tests.helpers import balance_of, bearer, deposit, ledger_snapshot, login, m
 
 
 def verify(settings):
-    env = {"CREDIT_DATABASE_URL": settings.database_url, "CREDIT_CACHE_URL": settings.cache_url,
-           "CREDIT_INSTANCE_PATH": settings.instance_path, "CREDIT_SECRET_KEY": settings.secret_key,
-           "CREDIT_CONFIG": ""}
+    env = {
+        "CREDIT_DATABASE_URL": settings.database_url,
+        "CREDIT_CACHE_URL": settings.cache_url,
+        "CREDIT_INSTANCE_PATH": settings.instance_path,
+        "CREDIT_SECRET_KEY": settings.secret_key,
+        "CREDIT_CONFIG": "",
+    }
     return CliRunner().invoke(cli, ["ledger", "verify"], env=env)
 
 
@@ -43,8 +48,11 @@ def busy(app, client):
     ok(client.post("/wallet/withdraw", json={"user_id": b, "amount": 25}, headers=admin))
     ok(client.post(f"/transactions/{tr['id']}/reverse", json={"reason": "dispute"}, headers=admin))
     ok(client.post(f"/transactions/{dep['id']}/reverse", json={}, headers=admin))
-    refused = client.post("/transactions", json={"from_user_id": b, "to_user_id": a, "amount": 10_000},
-                          headers={**bob_h, "Idempotency-Key": "too-much"})
+    refused = client.post(
+        "/transactions",
+        json={"from_user_id": b, "to_user_id": a, "amount": 10_000},
+        headers={**bob_h, "Idempotency-Key": "too-much"},
+    )
     assert refused.status_code == 409
     balances = {a: 1000 - 300 - 100 + 300, b: 200 + 300 - 50 - 25 - 300, c: 5 + 50 - 5}
     for user_id, expected in balances.items():
@@ -64,8 +72,9 @@ def test_verify_on_a_clean_ledger_reports_money_conserved(app, settings, busy):
     issued, redeemed = 1000 + 200 + 5 - 5, 100 + 25
     held = sum(busy["balances"].values())
     assert held == issued - redeemed
-    assert f"transactions: 9, wallets: 4, issued: {issued}, redeemed: {redeemed}, held in wallets: {held}" \
-        in result.output
+    assert (
+        f"transactions: 9, wallets: 4, issued: {issued}, redeemed: {redeemed}, held in wallets: {held}" in result.output
+    )
     assert result.output.strip().endswith("ledger ok")
 
     report = LedgerVerifier(app.container.database()).verify()
@@ -87,8 +96,11 @@ def test_verify_detects_a_tampered_balance(app, settings, busy):
 def test_verify_detects_a_deleted_ledger_entry(app, settings, busy):
     with app.container.database().engine.begin() as conn:
         wallet = conn.scalar(select(Account.id).where(Account.user_id == busy["bob"]))
-        entry = conn.scalar(select(LedgerEntry.id).where(LedgerEntry.transaction_id == busy["transfer"],
-                                                         LedgerEntry.account_id == wallet))
+        entry = conn.scalar(
+            select(LedgerEntry.id).where(
+                LedgerEntry.transaction_id == busy["transfer"], LedgerEntry.account_id == wallet
+            )
+        )
         conn.execute(delete(LedgerEntry).where(LedgerEntry.id == entry))
     result = verify(settings)
     assert result.exit_code == 1, result.output

@@ -1,4 +1,5 @@
 """user_management services tested directly: tokens, the auth-state cache, passwords, throttle."""
+
 from __future__ import annotations
 
 import logging
@@ -34,6 +35,7 @@ def _row(app, user_id: str) -> User:
 
 # -- Tokens ------------------------------------------------------------------------------
 
+
 def test_token_round_trip_carries_user_version_and_expiry():
     tokens = Tokens(SECRET, 120)
     token, claims = tokens.issue("user-1", 7)
@@ -56,15 +58,18 @@ def test_expired_token_is_refused():
         Tokens(SECRET, 120).decode(token)
 
 
-@pytest.mark.parametrize("payload", [
-    {"sub": "u", "ver": 0, "jti": "j", "typ": "refresh"},
-    {"sub": "u", "ver": 0, "jti": "j"},
-    {"sub": "u", "jti": "j", "typ": "access"},
-    {"ver": 0, "jti": "j", "typ": "access"},
-    {"sub": "u", "ver": 0, "typ": "access"},
-    {"sub": "u", "ver": "0", "jti": "j", "typ": "access"},
-    {"sub": 5, "ver": 0, "jti": "j", "typ": "access"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"sub": "u", "ver": 0, "jti": "j", "typ": "refresh"},
+        {"sub": "u", "ver": 0, "jti": "j"},
+        {"sub": "u", "jti": "j", "typ": "access"},
+        {"ver": 0, "jti": "j", "typ": "access"},
+        {"sub": "u", "ver": 0, "typ": "access"},
+        {"sub": "u", "ver": "0", "jti": "j", "typ": "access"},
+        {"sub": 5, "ver": 0, "jti": "j", "typ": "access"},
+    ],
+)
 def test_token_with_wrong_claims_is_refused(payload):
     token = jwt.encode({**payload, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
     with pytest.raises(Unauthorized):
@@ -72,6 +77,7 @@ def test_token_with_wrong_claims_is_refused(payload):
 
 
 # -- Passwords -----------------------------------------------------------------------------
+
 
 def test_passwords_hash_and_verify():
     passwords = Passwords(time_cost=1, memory_cost=1024)
@@ -99,6 +105,7 @@ def test_passwords_need_rehash_when_the_cost_changes():
 
 
 # -- AuthStateCache version guard (on the selected backend's cache) -------------------------
+
 
 @pytest.fixture
 def auth_state(backend_urls):
@@ -137,6 +144,7 @@ def test_auth_state_does_not_store_an_expired_token(auth_state):
 
 
 # -- AuthService / UserService: token versioning ---------------------------------------------
+
 
 @pytest.fixture
 def services(app):
@@ -239,11 +247,15 @@ def test_stored_password_is_an_argon2id_hash(app, services):
 
 # -- UserService: registration races and the admin bootstrap -----------------------------------
 
-@pytest.mark.parametrize("first, second, error", [
-    (("email.fan", "one@example.com"), ("EMAIL.FAN", "two@example.com"), UsernameTaken),
-    (("alice", "user.email@example.com"), ("bob", "USER.EMAIL@example.com"), EmailTaken),
-    (("username_key", "a@example.com"), ("UserName_Key", "b@example.com"), UsernameTaken),
-])
+
+@pytest.mark.parametrize(
+    "first, second, error",
+    [
+        (("email.fan", "one@example.com"), ("EMAIL.FAN", "two@example.com"), UsernameTaken),
+        (("alice", "user.email@example.com"), ("bob", "USER.EMAIL@example.com"), EmailTaken),
+        (("username_key", "a@example.com"), ("UserName_Key", "b@example.com"), UsernameTaken),
+    ],
+)
 def test_a_lost_registration_race_maps_to_the_right_conflict(app, services, monkeypatch, first, second, error):
     """With the pre-check skipped (as when a concurrent request wins), the unique index decides."""
     users = services[0]
@@ -272,6 +284,7 @@ def test_ensure_admin_creates_then_promotes(app, services):
 
 
 # -- LoginThrottle ------------------------------------------------------------------------------
+
 
 def test_throttle_counts_failures_per_account_and_clears_on_success():
     throttle = LoginThrottle("memory://", max_failures=2, window_seconds=30)

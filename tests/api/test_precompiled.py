@@ -1,4 +1,5 @@
 """Precompiled statements behave as session.execute would, on the backend under test."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,10 +15,12 @@ from app.infrastructure.tables import Account, IdempotencyKey, User
 _users, _accounts, _keys = User.__table__, Account.__table__, IdempotencyKey.__table__
 _INSERT_KEY = Precompiled(insert(_keys), column_keys=[c.key for c in _keys.c])
 # The literal 'user' in the WHERE clause is a parameter SQLAlchemy binds itself.
-_CREDIT = Precompiled(update(_accounts)
-                      .where(_accounts.c.user_id == bindparam("owner"), _accounts.c.kind == "user")
-                      .values(balance=_accounts.c.balance + bindparam("delta", type_=_accounts.c.balance.type))
-                      .returning(_accounts.c.id, _accounts.c.balance))
+_CREDIT = Precompiled(
+    update(_accounts)
+    .where(_accounts.c.user_id == bindparam("owner"), _accounts.c.kind == "user")
+    .values(balance=_accounts.c.balance + bindparam("delta", type_=_accounts.c.balance.type))
+    .returning(_accounts.c.id, _accounts.c.balance)
+)
 
 
 @pytest.fixture
@@ -26,15 +29,30 @@ def database(app):
 
 
 def _key_values(key: str, expires_at: datetime) -> dict:
-    return {"user_id": "u1", "key": key, "request_hash": "h", "status_code": 201, "response_body": "{}",
-            "created_at": expires_at - timedelta(days=1), "expires_at": expires_at}
+    return {
+        "user_id": "u1",
+        "key": key,
+        "request_hash": "h",
+        "status_code": 201,
+        "response_body": "{}",
+        "created_at": expires_at - timedelta(days=1),
+        "expires_at": expires_at,
+    }
 
 
 def _user_with_wallet(database, balance: int) -> str:
     user_id = str(uuid.uuid4())
     with database.unit_of_work() as uow:
-        uow.session.add(User(id=user_id, username=user_id[:30], username_key=user_id[:30], email=f"{user_id}@x.io",
-                             email_key=f"{user_id}@x.io", password_hash="x"))
+        uow.session.add(
+            User(
+                id=user_id,
+                username=user_id[:30],
+                username_key=user_id[:30],
+                email=f"{user_id}@x.io",
+                email_key=f"{user_id}@x.io",
+                password_hash="x",
+            )
+        )
         uow.session.flush()
         uow.session.add(Account(id=str(uuid.uuid4()), user_id=user_id, kind="user", balance=balance, version=0))
         uow.commit()
@@ -89,8 +107,9 @@ def test_refuses_statements_that_need_sqlalchemys_per_run_work(database):
         with pytest.raises(TypeError, match="defaults for"):
             Precompiled(insert(_accounts), column_keys=["id", "kind"]).execute(uow.session, {"id": "a", "kind": "x"})
         with pytest.raises(TypeError, match="expanding"):
-            Precompiled(select(_users.c.id).where(_users.c.id.in_(bindparam("ids", expanding=True)))
-                        ).execute(uow.session, {"ids": ["a"]})
+            Precompiled(select(_users.c.id).where(_users.c.id.in_(bindparam("ids", expanding=True)))).execute(
+                uow.session, {"ids": ["a"]}
+            )
         # A result SQLAlchemy would convert (UTCDateTime adds the zone back) is refused, not returned raw.
         with pytest.raises(TypeError, match="result conversion"):
             Precompiled(select(_keys.c.expires_at)).execute(uow.session, {})

@@ -1,12 +1,12 @@
 """A posting goes out in one go; only one that did not go through as sent is redone step by
 step, and either way the answer and the books are what the step-by-step path alone gives."""
+
 from __future__ import annotations
 
 import pytest
 
 from app.services.ledger import Ledger
-from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, \
-    user_with_token
+from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
 
 
 @pytest.fixture
@@ -34,16 +34,20 @@ def people(app, client):
 
 def transfer(client, headers, source, target, amount, key=None):
     extra = {"Idempotency-Key": key} if key else {}
-    return client.post("/transactions", json={"from_user_id": source["id"], "to_user_id": target["id"],
-                                              "amount": amount}, headers={**headers, **extra})
+    return client.post(
+        "/transactions",
+        json={"from_user_id": source["id"], "to_user_id": target["id"], "amount": amount},
+        headers={**headers, **extra},
+    )
 
 
 def test_postings_that_go_through_are_sent_in_one_go(client, people, step_by_step_runs):
     admin, alice, alice_h, bob = people
     deposit(client, admin, alice["id"], 100)
     assert transfer(client, alice_h, alice, bob, 30, key="k1").status_code == 201
-    assert client.post("/wallet/withdraw", json={"user_id": alice["id"], "amount": 5},
-                       headers=alice_h).status_code == 201
+    assert (
+        client.post("/wallet/withdraw", json={"user_id": alice["id"], "amount": 5}, headers=alice_h).status_code == 201
+    )
     assert step_by_step_runs == []
     assert balance_of(client, admin, alice["id"]) == 65 and balance_of(client, admin, bob["id"]) == 30
 
@@ -80,7 +84,8 @@ def test_an_id_longer_than_any_stored_is_an_unknown_user_not_an_error(app, clien
     if field == "to_user_id":
         response = transfer(client, alice_h, alice, {"id": stranger}, 10, key="long-id")
     else:
-        response = client.post("/wallet/deposit", json={"user_id": stranger, "amount": 10},
-                               headers={**admin, "Idempotency-Key": "long-id"})
+        response = client.post(
+            "/wallet/deposit", json={"user_id": stranger, "amount": 10}, headers={**admin, "Idempotency-Key": "long-id"}
+        )
     assert_error(response, 404, "not_found")
     assert ledger_snapshot(app) == before
