@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dependency_injector import providers
 
-from app.http.principal import Principal, register_principal_loader
+from app.http.principal import register_principal_loader
+from app.services.principal import Principal
 
 DEFAULT_PASSWORD = "correct-horse-battery"
 

@@ -1,23 +1,17 @@
-"""Who is calling, as far as code outside user_management needs to know."""
+"""Who is calling, per request, as far as code outside user_management needs to know.
+
+The Principal itself is plain data in app.services.principal; this is its request-scoped loader.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from flask import current_app
 
+from app.services.principal import Principal
+
 _LOADER_KEY = "credit_system.principal_loader"
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def register_principal_loader(app, loader: Callable[[], Principal | None]) -> None:

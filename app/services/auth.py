@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.http.principal import Principal
 from app.infrastructure.database import Database
 from app.infrastructure.tables import RevokedToken, User
 from app.services.auth_state import AuthStateCache
 from app.services.errors import InvalidCredentials, Unauthorized
 from app.services.login_throttle import LoginThrottle
 from app.services.passwords import Passwords
+from app.services.principal import Principal
 from app.services.tokens import Tokens
 
 

@@ -6,15 +6,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from app.http.principal import Principal
 from app.infrastructure.database import Database
 from app.infrastructure.tables import Account, LedgerEntry, Transaction
 from app.services.errors import AlreadyReversed, Forbidden, NotFound, ValidationFailed
 from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Renderer, TransactionView
 from app.services.pagination import decode_cursor, encode_cursor
-
-TYPES = ("deposit", "withdrawal", "transfer", "reversal")
+from app.services.principal import Principal, require_owner_or_admin
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,7 @@ class TransactionService:
         render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
-        if actor.user_id != from_user_id and not actor.is_admin:
-            raise Forbidden("you may only transfer from your own wallet")
+        require_owner_or_admin(actor, from_user_id, "you may only transfer from your own wallet")
         if from_user_id == to_user_id:
             raise ValidationFailed.field("to_user_id", "must differ from from_user_id")
 
@@ -106,7 +103,7 @@ class TransactionService:
         with self._db.unit_of_work(write=False) as uow:
             row = uow.session.get(Transaction, transaction_id)
             # Someone else's transaction is answered exactly like a missing one.
-            if row is None or not (actor.is_admin or actor.user_id in (row.from_user_id, row.to_user_id)):
+            if row is None or not actor.may_act_for(row.from_user_id, row.to_user_id, read=True):
                 raise NotFound("no such transaction")
             return TransactionView.of(row, self._ledger.reversed_by(uow, [row.id]).get(row.id))
 
@@ -115,8 +112,7 @@ class TransactionService:
     ) -> HistoryPage:
         """Transactions touching a wallet, newest first, on the (account, entry id) index, in one query."""
         user_id = user_id or actor.user_id
-        if user_id != actor.user_id and not actor.is_admin:
-            raise Forbidden("only an admin may read another user's history")
+        require_owner_or_admin(actor, user_id, "only an admin may read another user's history", read=True)
         after = decode_cursor(cursor, 1)
         if after is not None and not isinstance(after[0], int):
             raise ValidationFailed.field("cursor", "invalid cursor")

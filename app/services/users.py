@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.http.principal import Principal
 from app.infrastructure.database import Database, DomainEvent
 from app.infrastructure.tables import User, utcnow
 from app.services.auth_state import AuthStateCache
 from app.services.errors import EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken, ValidationFailed
 from app.services.pagination import decode_cursor, encode_cursor
 from app.services.passwords import Passwords
+from app.services.principal import Principal, require_owner_or_admin
 
 USER_CREATED = "user.created"
 
@@ -54,12 +54,12 @@ class UserService:
         return user
 
     def get(self, actor: Principal, user_id: str) -> User:
-        self._require_self_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id, read=True)
         with self._db.unit_of_work(write=False) as uow:
             return self._load(uow.session, user_id)
 
     def update(self, actor: Principal, user_id: str, changes: dict) -> User:
-        self._require_self_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id)
         if not actor.is_admin and ({"role", "is_active"} & changes.keys()):
             raise Forbidden("only an admin may change role or is_active")
         new_hash = self._passwords.hash(changes["password"]) if "password" in changes else None
@@ -89,7 +89,7 @@ class UserService:
 
     def deactivate(self, actor: Principal, user_id: str) -> None:
         """Keep the user (and wallet, and history) but stop logins and every token."""
-        self._require_self_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id)
         with self._db.unit_of_work() as uow:
             user = self._load(uow.session, user_id)
             if user.is_active:
@@ -136,11 +136,6 @@ class UserService:
         return self.register(username, email, password, role="admin"), True
 
     # -- helpers ------------------------------------------------------------------------
-    @staticmethod
-    def _require_self_or_admin(actor: Principal, user_id: str) -> None:
-        if actor.user_id != user_id and not actor.is_admin:
-            raise Forbidden("you may only act on your own account")
-
     @staticmethod
     def _load(session, user_id: str) -> User:
         user = session.get(User, user_id)

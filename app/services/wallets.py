@@ -7,13 +7,15 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.http.principal import Principal
 from app.infrastructure.database import Database, DomainEvent
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.errors import Forbidden
 from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Renderer
+from app.services.principal import Principal, require_owner_or_admin
+
+_OWN_WALLET_ONLY = "you may only act on your own wallet"
 
 
 class WalletService:
@@ -33,7 +35,7 @@ class WalletService:
         self._balances.read_ahead(user_id)
 
     def balance(self, actor: Principal, user_id: str) -> Balance:
-        _owner_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id, _OWN_WALLET_ONLY, read=True)
         cached = self._balances.get(user_id)
         if cached is not None:
             return cached
@@ -83,7 +85,7 @@ class WalletService:
         render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
-        _owner_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id, _OWN_WALLET_ONLY)
 
         def operation(uow):
             return self._ledger.post(
@@ -97,8 +99,3 @@ class WalletService:
             )
 
         return self._ledger.execute(operation, render, idempotency)
-
-
-def _owner_or_admin(actor: Principal, user_id: str) -> None:
-    if actor.user_id != user_id and not actor.is_admin:
-        raise Forbidden("you may only act on your own wallet")

@@ -9,13 +9,13 @@ import jwt
 import pytest
 from sqlalchemy import func, select
 
-from app.http.principal import Principal
 from app.infrastructure.cache import build_cache
 from app.infrastructure.tables import RevokedToken, User
 from app.services.auth_state import AuthStateCache
 from app.services.errors import EmailTaken, InvalidCredentials, RateLimited, Unauthorized, UsernameTaken
 from app.services.login_throttle import CLIENT_FACTOR, LoginThrottle
 from app.services.passwords import Passwords
+from app.services.principal import Principal
 from app.services.tokens import Tokens
 from app.services.users import UserService
 
