@@ -29,37 +29,10 @@ import http
 from flask_smorest import Blueprint
 
 from app.http.api import ErrorSchema
-from app.http.errors import CODE_BY_HTTP_STATUS, STATUS_BY_CODE
+from app.http.errors import ErrorDoc, error_catalog
 from app.http.idempotency import IDEMPOTENCY_DOC
 
 BEARER = [{"bearerAuth": []}]
-
-STATUS_OF = {**{code: status for status, code in CODE_BY_HTTP_STATUS.items()}, **STATUS_BY_CODE, "internal_error": 500}
-
-# Each error code: (what it means, an example of its `details`).
-CATALOG: dict[str, tuple[str, dict]] = {
-    "bad_request": ("the body is not valid JSON, or not a JSON object", {}),
-    "payload_too_large": ("the body is larger than the server accepts", {}),
-    "uri_too_long": ("the request line (path and query string) is longer than the server accepts", {}),
-    "validation_error": (
-        "a field is missing or invalid; `details` maps each bad field to its messages",
-        {"amount": ["Must be a JSON integer."]},
-    ),
-    "idempotency_key_reused": ("this Idempotency-Key was used with a different request", {}),
-    "unauthorized": ("no valid bearer token: missing, malformed, expired or revoked", {}),
-    "invalid_credentials": ("wrong username or password (the same answer for an unknown user)", {}),
-    "forbidden": ("authenticated, but not allowed to do this", {}),
-    "not_found": ("no such resource (or not yours to see)", {}),
-    "username_taken": ("that username is taken (case-insensitively)", {}),
-    "email_taken": ("that email is already registered", {}),
-    "insufficient_funds": ("the balance is too low for this debit", {"balance": 50, "requested": 100}),
-    "already_reversed": ("this transaction has already been reversed", {}),
-    "idempotency_conflict": ("a request with this Idempotency-Key is in progress; retry later", {}),
-    "rate_limited": ("too many failed attempts; retry after Retry-After seconds", {"retry_after": 30}),
-    "service_unavailable": ("a required backend (the database) is unavailable; retry later", {}),
-    "internal_error": ("an unexpected failure; the body never carries a stack trace or SQL", {}),
-}
-
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
 _REPLAYED = {
     "Idempotent-Replayed": {
@@ -69,8 +42,8 @@ _REPLAYED = {
 }
 
 
-def _response(status: int, codes: list[str], headers: dict) -> dict:
-    lines = "\n".join(f"- `{code}`: {CATALOG[code][0]}" for code in codes)
+def _response(status: int, codes: list[str], headers: dict, catalog: dict[str, ErrorDoc]) -> dict:
+    lines = "\n".join(f"- `{code}`: {catalog[code].description}" for code in codes)
     response = {
         "description": f"{http.HTTPStatus(status).phrase}\n\n{lines}",
         "content": {
@@ -78,8 +51,14 @@ def _response(status: int, codes: list[str], headers: dict) -> dict:
                 "schema": ErrorSchema,
                 "examples": {
                     code: {
-                        "summary": CATALOG[code][0],
-                        "value": {"error": {"code": code, "message": CATALOG[code][0], "details": CATALOG[code][1]}},
+                        "summary": catalog[code].description,
+                        "value": {
+                            "error": {
+                                "code": code,
+                                "message": catalog[code].description,
+                                "details": catalog[code].example,
+                            }
+                        },
                     }
                     for code in codes
                 },
@@ -110,13 +89,14 @@ def error_responses(
     if backend:
         wanted.append("service_unavailable")
     wanted += ["uri_too_long", "internal_error"]
-    unknown = [code for code in wanted if code not in CATALOG]
+    catalog = error_catalog()  # read now: a module's own DomainError classes are imported by now
+    unknown = [code for code in wanted if code not in catalog]
     if unknown:
         raise ValueError(f"undocumented error codes: {unknown}")
 
     by_status: dict[int, list[str]] = {}
     for code in dict.fromkeys(wanted):
-        by_status.setdefault(STATUS_OF[code], []).append(code)
+        by_status.setdefault(catalog[code].status, []).append(code)
     responses = {}
     for status, status_codes in sorted(by_status.items()):
         headers = {}
@@ -131,7 +111,7 @@ def error_responses(
             headers["Retry-After"] = _RETRY_AFTER
         if idempotent and status == 409:
             headers.update(_REPLAYED)
-        responses[status] = _response(status, status_codes, headers)
+        responses[status] = _response(status, status_codes, headers, catalog)
     doc: dict = {"responses": responses}
     if idempotent:
         responses[success] = {"headers": dict(_REPLAYED)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flask import Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -11,38 +13,73 @@ from werkzeug.exceptions import HTTPException
 
 from app.services.errors import DomainError, RateLimited, Unauthorized
 
+if TYPE_CHECKING:
+    from app.kernel.manager import ModuleState
+
 log = logging.getLogger(__name__)
 
-STATUS_BY_CODE = {
-    "bad_request": 400,
-    "validation_error": 422,
-    "unauthorized": 401,
-    "invalid_credentials": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "username_taken": 409,
-    "email_taken": 409,
-    "insufficient_funds": 409,
-    "already_reversed": 409,
-    "idempotency_conflict": 409,
-    "idempotency_key_reused": 422,
-    "rate_limited": 429,
-    "service_unavailable": 503,
-    "module_unavailable": 503,
+
+class ErrorDoc(NamedTuple):
+    """What the API says about one error code: its status, its meaning, a `details` example."""
+
+    status: int
+    description: str
+    example: dict[str, Any]
+
+
+# The codes the HTTP edge answers with itself; every other code is a DomainError class's.
+EDGE_ERRORS: dict[str, ErrorDoc] = {
+    "bad_request": ErrorDoc(400, "the body is not valid JSON, or not a JSON object", {}),
+    "method_not_allowed": ErrorDoc(405, "the resource does not answer this method; `Allow` lists those it does", {}),
+    "payload_too_large": ErrorDoc(413, "the body is larger than the server accepts", {}),
+    "uri_too_long": ErrorDoc(414, "the request line (path and query string) is longer than the server accepts", {}),
+    "unsupported_media_type": ErrorDoc(415, "the body's media type is not one the server accepts", {}),
+    "internal_error": ErrorDoc(500, "an unexpected failure; the body never carries a stack trace or SQL", {}),
+    "module_unavailable": ErrorDoc(
+        503,
+        "the module serving this path failed to start, or depends on one that did; retry later",
+        {"module": "wallet_module", "status": "failed"},
+    ),
+    "service_unavailable": ErrorDoc(503, "a required backend (the database) is unavailable; retry later", {}),
 }
 
+
+def _declaring_codes(cls: type[DomainError]) -> Iterator[type[DomainError]]:
+    """cls's subclasses (imported so far) that declare a code of their own, parents first."""
+    for sub in cls.__subclasses__():
+        if "code" in vars(sub):
+            yield sub
+        yield from _declaring_codes(sub)
+
+
+def error_catalog() -> dict[str, ErrorDoc]:
+    """Every error code the API answers with: the edge's own, then each DomainError class's."""
+    catalog = dict(EDGE_ERRORS)
+    for cls in _declaring_codes(DomainError):
+        if cls.code in catalog:
+            raise TypeError(f"error code {cls.code!r} of {cls.__name__} is already declared")
+        catalog[cls.code] = ErrorDoc(cls.status, cls.description, cls.example)
+    return catalog
+
+
+STATUS_BY_CODE = {code: doc.status for code, doc in error_catalog().items()}
+
+# The code a bare HTTP status answers with (werkzeug's HTTPExceptions, gunicorn's refusals).
 CODE_BY_HTTP_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    414: "uri_too_long",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    503: "service_unavailable",
+    STATUS_BY_CODE[code]: code
+    for code in (
+        "bad_request",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "payload_too_large",
+        "uri_too_long",
+        "unsupported_media_type",
+        "validation_error",
+        "rate_limited",
+        "service_unavailable",
+    )
 }
 
 
@@ -54,6 +91,21 @@ def error_response(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def module_unavailable_view(name: str, state: ModuleState) -> Callable[..., Response]:
+    """The view answering for a failed or skipped module's paths (app.kernel.manager.UnavailableView)."""
+
+    def unavailable(**_ignored) -> Response:
+        return error_response(
+            503,
+            "module_unavailable",
+            f"module {name} is {state.status}",
+            {"module": name, "status": state.status},
+            {"Retry-After": "30"},
+        )
+
+    return unavailable
 
 
 def _validation_details(data: dict) -> dict:
@@ -74,7 +126,7 @@ def handle_domain_error(exc: DomainError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
-    return error_response(STATUS_BY_CODE.get(exc.code, 400), exc.code, exc.message, exc.details, headers)
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
