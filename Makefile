@@ -32,10 +32,11 @@ fuzz: $(STAMP)
 	CREDIT_TEST_BACKEND=$(CREDIT_TEST_BACKEND) CREDIT_FUZZ_MAX_EXAMPLES=$(FUZZ_EXAMPLES) CREDIT_FUZZ_SEED=$(FUZZ_SEED) \
 		$(BIN)/python -m pytest tests/e2e/test_schemathesis.py -s $(PYTEST_ARGS)
 
-# Style and static checks (CI runs these).
+# Style and static checks (CI runs these); lint-imports checks the layers (pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,14 +1,16 @@
-"""Credit System: create_app() builds the container, checks the module graph and serves."""
+"""The composition root: create_app() builds the container, checks the module graph and serves."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from app.config import Settings, load_settings
 from app.http.api import api_settings
-from app.http.errors import register_error_handlers
+from app.http.errors import module_unavailable_view, register_error_handlers
 from app.http.health import build_health_blueprint
 from app.http.metrics import build_metrics_blueprint
 from app.kernel.discovery import extra_modules, scan_package
@@ -20,8 +22,26 @@ from app.observability.requests import install_request_hooks
 log = logging.getLogger(__name__)
 
 
+class _InsertionOrderJSON(DefaultJSONProvider):
+    sort_keys = False  # bodies keep their fields in schema order
+
+
+class CreditApp(Flask):
+    """The Flask app, with what create_app hangs on it declared."""
+
+    json_provider_class = _InsertionOrderJSON
+    container: Any
+    settings: Settings
+    module_manager: ModuleManager
+
+
 def build_container(settings: Settings):
     """The application container configured from settings; nothing in it is called yet."""
+    # Imported here, not at the top: containers.py (outside the package) imports classes from
+    # every app package, so app -> containers -> app would be an import cycle, which worked
+    # or failed depending on which side was imported first (`import containers` first failed
+    # while app/__init__.py imported this module eagerly). Inside the function, the package
+    # never depends on containers at import time.
     from containers import Container
 
     container = Container()
@@ -37,7 +57,7 @@ def plan_modules(container, settings: Settings):
     return plan
 
 
-def create_app(settings: Settings | None = None, container=None, **overrides) -> Flask:
+def create_app(settings: Settings | None = None, container=None, **overrides) -> CreditApp:
     """Build the app: check the module graph first, then build modules in load order."""
     settings = settings or load_settings(**overrides)
     container = container or build_container(settings)
@@ -45,18 +65,20 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     if plan.errors:
         raise WiringError(plan.findings)
 
-    app = Flask(__name__, instance_path=settings.instance_path)
+    # Named after the package, as when this lived in app/__init__.py (Flask's logger and root path).
+    app = CreditApp("app", instance_path=settings.instance_path)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # No SECRET_KEY for Flask: the API keeps no cookie session (bearer tokens are signed by
     # app.services.tokens), and without one Flask skips building a signer on every request.
-    app.json.sort_keys = False
     app.container = container
     app.settings = settings
     api_settings(app)
     container.api().init_app(app)
     register_error_handlers(app)
 
-    manager = ModuleManager(plan, settings.health_timeout, settings.health_cache_seconds)
+    manager = ModuleManager(
+        plan, settings.health_timeout, settings.health_cache_seconds, unavailable_view=module_unavailable_view
+    )
     app.module_manager = manager
     container.api().register_blueprint(build_health_blueprint(manager))
     container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager))
@@ -80,4 +102,4 @@ def _scope_cache_read_ahead(app: Flask, cache) -> None:
         with cache.read_ahead_scope():
             return handle(environ, start_response)
 
-    app.wsgi_app = wsgi_app
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign]  # Flask's documented way to wrap it

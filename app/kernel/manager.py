@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from app.http.errors import error_response
 from app.kernel import findings as codes
 from app.kernel.findings import Finding, WiringError
 from app.kernel.graph import ModulePlan
@@ -22,11 +23,21 @@ HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 
 
+class ModuleLifecycle(StrEnum):
+    """Where a module is in its life; /modules/status, /health and the metrics report it."""
+
+    PENDING = "pending"
+    INITIALIZED = "initialized"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DISABLED = "disabled"
+
+
 @dataclass
 class ModuleState:
     name: str
     load_position: int
-    status: str = "pending"
+    status: ModuleLifecycle = ModuleLifecycle.PENDING
     reason: str | None = None
     init_ms: float | None = None
     instance: Any = None
@@ -34,24 +45,25 @@ class ModuleState:
     routes: list[str] = field(default_factory=list)
 
 
-def _unavailable_view(name: str, state: ModuleState):
-    def unavailable(**_ignored):
-        return error_response(
-            503,
-            "module_unavailable",
-            f"module {name} is {state.status}",
-            {"module": name, "status": state.status},
-            {"Retry-After": "30"},
-        )
-
-    return unavailable
+# Builds the view that answers for a failed or skipped module's paths, given the module's
+# name and state. The HTTP layer supplies it (app.http.errors.module_unavailable_view): the
+# kernel knows modules and routes, not the API's error body.
+UnavailableView = Callable[[str, ModuleState], Callable[..., Any]]
 
 
 class ModuleManager:
     """Owns the modules of one app: order, status, routes, health and shutdown."""
 
-    def __init__(self, plan: ModulePlan, health_timeout: float = 2.0, health_cache_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        plan: ModulePlan,
+        health_timeout: float = 2.0,
+        health_cache_seconds: float = 1.0,
+        unavailable_view: UnavailableView | None = None,
+    ) -> None:
+        """Without unavailable_view, a failed or skipped module's paths are simply not routed (404)."""
         self.plan = plan
+        self._unavailable_view = unavailable_view
         self.states = {name: ModuleState(name, pos) for pos, name in enumerate(plan.load_order)}
         self._health_timeout = health_timeout
         self._health_ttl = health_cache_seconds
@@ -80,12 +92,12 @@ class ModuleManager:
         for name in self.plan.load_order:
             state, node = self.states[name], self.plan.nodes[name]
             if name in self.plan.disabled:
-                state.status, state.reason = "disabled", "disabled by configuration"
+                state.status, state.reason = ModuleLifecycle.DISABLED, "disabled by configuration"
                 continue
-            blocked = [d for d in node.dependencies if self.states[d].status != "initialized"]
+            blocked = [d for d in node.dependencies if self.states[d].status != ModuleLifecycle.INITIALIZED]
             if blocked:
                 dep = blocked[0]
-                state.status = "skipped"
+                state.status = ModuleLifecycle.SKIPPED
                 state.reason = f"dependency {dep} {self.states[dep].status}"
                 continue
             started = time.perf_counter()
@@ -94,11 +106,11 @@ class ModuleManager:
                 if state.instance.initialize() is False:
                     raise RuntimeError("initialize() returned False")
                 self._register_routes(app, state, owners)
-                state.status = "initialized"
+                state.status = ModuleLifecycle.INITIALIZED
             except WiringError:  # a route collision is a wiring error, not this module's failure
                 raise
             except Exception as exc:  # a module's failure must not take the others down
-                state.status, state.reason = "failed", f"{type(exc).__name__}: {exc}"
+                state.status, state.reason = ModuleLifecycle.FAILED, f"{type(exc).__name__}: {exc}"
                 log.error("module %s failed to start: %s", name, state.reason)
             state.init_ms = round((time.perf_counter() - started) * 1000, 3)
             state.started_at = time.monotonic()
@@ -106,12 +118,14 @@ class ModuleManager:
 
     def _answer_for_unavailable_modules(self, app) -> None:
         """A failed or skipped module's paths answer 503 module_unavailable, not a bare 404."""
+        if self._unavailable_view is None:
+            return
         for name in self.plan.load_order:
             state = self.states[name]
-            if state.status not in ("failed", "skipped"):
+            if state.status not in (ModuleLifecycle.FAILED, ModuleLifecycle.SKIPPED):
                 continue
             for prefix in getattr(self.plan.nodes[name].cls, "ROUTE_PREFIXES", ()):
-                view = _unavailable_view(name, state)
+                view = self._unavailable_view(name, state)
                 for rule in (prefix, prefix.rstrip("/") + "/<path:rest>"):
                     app.add_url_rule(
                         rule,
@@ -151,7 +165,7 @@ class ModuleManager:
 
     # -- runtime look-ups (for operators, health endpoints and tests) -----------------
     def is_module_loaded(self, name: str) -> bool:
-        return name in self.states and self.states[name].status == "initialized"
+        return name in self.states and self.states[name].status == ModuleLifecycle.INITIALIZED
 
     def get_module(self, name: str):
         return self.states[name].instance if self.is_module_loaded(name) else None
@@ -187,9 +201,9 @@ class ModuleManager:
             "critical": self.plan.nodes[name].critical,
             "last_check": datetime.now(UTC).isoformat(),
         }
-        if state.status != "initialized":
+        if state.status != ModuleLifecycle.INITIALIZED:
             report.update(
-                status=UNHEALTHY if state.status != "disabled" else "disabled",
+                status=UNHEALTHY if state.status != ModuleLifecycle.DISABLED else ModuleLifecycle.DISABLED.value,
                 module_status=state.status,
                 details={"reason": state.reason},
                 uptime=0.0,
@@ -207,7 +221,7 @@ class ModuleManager:
             dep_state = self.states[dep]
             deps[dep] = (
                 self._cached_check(dep_state).get("status", UNHEALTHY)
-                if dep_state.status == "initialized"
+                if dep_state.status == ModuleLifecycle.INITIALIZED
                 else dep_state.status
             )
         report["dependencies"] = deps
@@ -256,7 +270,7 @@ class ModuleManager:
         reports = {
             name: self.get_module_health(name)
             for name in self.plan.load_order
-            if self.states[name].status != "disabled"
+            if self.states[name].status != ModuleLifecycle.DISABLED
         }
         overall = HEALTHY
         for report in reports.values():
