@@ -10,6 +10,7 @@ from flask import abort, request, send_from_directory
 from marshmallow import Schema, fields
 
 from app.http.errors import error_response, register_error_handlers
+from app.schemas.common import EnumString
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -55,6 +56,29 @@ class SortedResponses(BasePlugin):
                 operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda item: str(item[0])))
 
 
+def enum_component(converter, field: fields.Field, ret: dict, **kwargs) -> dict:
+    """apispec attribute function: an EnumString field is a $ref to its enum's one component.
+
+    The component (`{"type": "string", "enum": [...]}`, named after the enum class) is
+    registered on first use. What the built-in attribute functions derived for the field
+    (type, the OneOf's inline enum, a null default) is replaced by the reference; only a
+    description is kept, beside it in an allOf (OpenAPI 3.0 ignores siblings of a $ref).
+    """
+    if not isinstance(field, EnumString):
+        return {}
+    name, schema = field.enum.__name__, {"type": "string", "enum": [member.value for member in field.enum]}
+    components = converter.spec.components
+    registered = components.schemas.get(name)
+    if registered is None:
+        components.schema(name, schema)
+    elif registered != schema:
+        raise ValueError(f"the OpenAPI component {name} is already a different schema")
+    ref = components.get_ref("schema", name)
+    description = ret.get("description")
+    ret.clear()  # as apispec's own field2nullable does, rewrite what came before
+    return {"allOf": [ref], "description": description} if description else ref
+
+
 class CreditApi(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
     # No catch-all `default` response: every operation lists the statuses it answers with
@@ -66,6 +90,7 @@ class CreditApi(flask_smorest.Api):
 
     def _init_spec(self, *, extra_plugins=None, **kwargs):
         super()._init_spec(extra_plugins=[*(extra_plugins or ()), SortedResponses()], **kwargs)
+        self.ma_plugin.converter.add_attribute_function(enum_component)
 
     def _register_pagination_header(self):
         """Pages are `{items, next_cursor}` bodies (app.schemas.common.page_schema), not headers."""

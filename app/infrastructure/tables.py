@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.vocabulary import Role, TransactionType, sql_in
+
 # Named constraints so migrations can refer to them on every backend.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -65,7 +67,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('user', 'admin')", name="role"),
+        CheckConstraint(sql_in("role", Role), name="role"),
         Index("ix_users_created_at_id", "created_at", "id"),
     )
 
@@ -75,7 +77,7 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254))
     email_key: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(10), default="user")
+    role: Mapped[str] = mapped_column(String(10), default=Role.USER.value)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -115,7 +117,7 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("type IN ('deposit', 'withdrawal', 'transfer', 'reversal')", name="type"),
+        CheckConstraint(sql_in("type", TransactionType), name="type"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

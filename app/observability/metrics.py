@@ -11,13 +11,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from app.kernel.manager import ModuleLifecycle
+
 if TYPE_CHECKING:
     from app.kernel.manager import ModuleManager
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LABELS = ("module", "route", "method", "status")
 HEALTH_VALUE = {"healthy": 1.0, "degraded": 0.5, "unhealthy": 0.0}
-MODULE_STATUSES = ("initialized", "failed", "skipped", "disabled")
+# A module is past `pending` by the time anyone scrapes.
+MODULE_STATUSES = tuple(status.value for status in ModuleLifecycle if status is not ModuleLifecycle.PENDING)
 
 
 def multiprocess_dir() -> str | None:
@@ -93,7 +96,7 @@ class ModuleHealthCollector(Collector):
         for name, state in self.manager.states.items():
             for candidate in MODULE_STATUSES:
                 status.add_metric([name, candidate], 1.0 if state.status == candidate else 0.0)
-            if state.status != "disabled":
+            if state.status != ModuleLifecycle.DISABLED:
                 report = self.manager.get_module_health(name)
                 health.add_metric([name], HEALTH_VALUE.get(report["status"], 0.0))
         yield health

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -25,6 +28,18 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise ValidationError("Must be true or false.")
         return value
+
+
+class EnumString(fields.String):
+    """One value of a StrEnum vocabulary (app.vocabulary), loaded and dumped as a plain string.
+
+    The OpenAPI document shows it as a $ref to one component named after the enum
+    (app.http.api.enum_component), so the values are listed once however many fields use them.
+    """
+
+    def __init__(self, enum: type[StrEnum], **kwargs: Any) -> None:
+        super().__init__(validate=validate.OneOf([member.value for member in enum]), **kwargs)
+        self.enum = enum
 
 
 # PostgreSQL text cannot hold NUL characters: refuse them as bad input, not a 500. A Regexp,

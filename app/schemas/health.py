@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from app.kernel.manager import ModuleLifecycle
+from app.schemas.common import EnumString
+
 HEALTH_STATUSES = ["healthy", "degraded", "unhealthy"]
-MODULE_STATUSES = ["pending", "initialized", "failed", "skipped", "disabled"]
 
 
 class LivenessSchema(Schema):
@@ -30,8 +32,8 @@ class ModuleHealthSchema(Schema):
     )
     last_check = fields.DateTime(format="iso", required=True)
     uptime = fields.Float(required=True, metadata={"description": "Seconds since the module started"})
-    module_status = fields.String(
-        metadata={"enum": MODULE_STATUSES, "description": "Admins only; when the module is not initialized"}
+    module_status = EnumString(
+        ModuleLifecycle, metadata={"description": "Admins only; when the module is not initialized"}
     )
     details = fields.Dict(metadata={"description": "Admins only: the module's own check"})
 
@@ -42,7 +44,7 @@ class HealthSchema(Schema):
 
 
 class ModuleStatusSchema(Schema):
-    status = fields.String(required=True, metadata={"enum": MODULE_STATUSES})
+    status = EnumString(ModuleLifecycle, required=True)
     dependencies = fields.List(fields.String(), required=True)
     dependents = fields.List(fields.String(), required=True)
     load_position = fields.Integer(required=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import Amount, Description, PageQuerySchema, no_nul
+from app.schemas.common import Amount, Description, EnumString, PageQuerySchema, no_nul
+from app.vocabulary import TransactionType
 
 UserId = lambda **kw: fields.String(required=True, validate=[validate.Length(min=1, max=64), no_nul], **kw)  # noqa: E731
 
@@ -28,12 +29,13 @@ class ReverseSchema(Schema):
 
 class HistoryQuerySchema(PageQuerySchema):
     user_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), no_nul])
-    type = fields.String(load_default=None, validate=validate.OneOf(["deposit", "withdrawal", "transfer", "reversal"]))
+    # Absent means every type; a query string cannot send null.
+    type = EnumString(TransactionType, load_default=None, allow_none=False)
 
 
 class TransactionSchema(Schema):
     id = fields.String(required=True)
-    type = fields.String(required=True, metadata={"enum": ["deposit", "withdrawal", "transfer", "reversal"]})
+    type = EnumString(TransactionType, required=True)
     amount = fields.Integer(required=True)
     from_user_id = fields.String(required=True, allow_none=True)
     to_user_id = fields.String(required=True, allow_none=True)

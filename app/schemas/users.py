@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import StrictBoolean, no_nul
+from app.schemas.common import EnumString, StrictBoolean, no_nul
+from app.vocabulary import Role
 
 USERNAME = validate.Regexp(r"^[A-Za-z0-9_.\-]{3,32}$", error="3-32 characters of letters, digits, '_', '.' or '-'.")
 PASSWORD = validate.Length(min=8, max=1024)
@@ -27,7 +28,7 @@ class UserUpdateSchema(Schema):
     email = fields.Email(validate=validate.Length(max=254))
     password = fields.String(load_only=True, validate=PASSWORD)
     current_password = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
-    role = fields.String(validate=validate.OneOf(["user", "admin"]), metadata={"description": "Admin only"})
+    role = EnumString(Role, metadata={"description": "Admin only"})
     is_active = StrictBoolean(metadata={"description": "Admin only"})
 
 
@@ -35,7 +36,7 @@ class UserSchema(Schema):
     id = fields.String(required=True, dump_only=True)
     username = fields.String(required=True)
     email = fields.String(required=True)
-    role = fields.String(required=True, metadata={"enum": ["user", "admin"]})
+    role = EnumString(Role, required=True)
     is_active = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True, format="iso")
 
