@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -175,10 +175,6 @@ class Database:
     def unit_of_work(self, write: bool = True) -> UnitOfWork:
         """A write unit takes SQLite's write lock at BEGIN; a read unit never blocks writers."""
         return UnitOfWork((self._writer if write else self._reader)(), self.bus)
-
-    def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -21,9 +21,6 @@ class ConnectionApiModule(Module):
     def events(self) -> EventBus:
         return self.database.bus
 
-    def unit_of_work(self, write: bool = True):
-        return self.database.unit_of_work(write=write)
-
     def register_blueprint(self, blueprint, **options) -> None:
         """Add a module's routes through the API so they land in the OpenAPI document."""
         self.api.register_blueprint(blueprint, **options)

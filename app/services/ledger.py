@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
@@ -457,7 +457,3 @@ def _update_params(leg: Leg, now: datetime) -> dict:
     if leg.amount < 0:
         params["needed"] = -leg.amount
     return params
-
-
-def with_reversal(view: TransactionView, reversal_id: str | None) -> TransactionView:
-    return replace(view, reversed_by=reversal_id)
