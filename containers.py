@@ -8,7 +8,7 @@ from dependency_injector import containers, providers
 
 from app.http.api import CreditApi
 from app.http.guard import AccessGuard
-from app.infrastructure.cache import build_cache
+from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
@@ -47,7 +47,7 @@ class Container(containers.DeclarativeContainer):
     auth_state = providers.Singleton(AuthStateCache, cache=cache)
     login_throttle = providers.Singleton(
         LoginThrottle,
-        storage_url=config.cache_url,
+        storage_url=providers.Callable(limits_storage_url, config.cache_url),
         max_failures=config.login_max_failures,
         window_seconds=config.login_window_seconds,
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from app.infrastructure.cache import check_cache_url
+
 DEFAULT_INSTANCE_PATH = Path(os.environ.get("CREDIT_INSTANCE_PATH", "instance")).resolve()
 
 
@@ -111,8 +113,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         raise ConfigError(f"bad numeric configuration value: {exc}") from exc
     if raw.get("token_ttl", 1) <= 0:
         raise ConfigError("CREDIT_TOKEN_TTL must be positive")
-    if not str(raw["cache_url"] if "cache_url" in raw else "memory://").startswith(
-        ("memory://", "redis://", "rediss://")
-    ):
-        raise ConfigError("CREDIT_CACHE_URL must be memory:// or redis://host:port/db")
+    try:
+        check_cache_url(str(raw.get("cache_url", Settings.cache_url)))
+    except ValueError as exc:
+        raise ConfigError(f"CREDIT_CACHE_URL: {exc}") from exc
     return Settings(**raw)

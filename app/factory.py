@@ -13,6 +13,7 @@ from app.http.api import api_settings
 from app.http.errors import module_unavailable_view, register_error_handlers
 from app.http.health import build_health_blueprint
 from app.http.metrics import build_metrics_blueprint
+from app.infrastructure.cache import Cache
 from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
 from app.kernel.graph import build_plan
@@ -94,12 +95,13 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     return app
 
 
-def _scope_cache_read_ahead(app: Flask, cache) -> None:
-    """One read-ahead scope per request (app.infrastructure.cache.ReadAhead)."""
+def _scope_cache_read_ahead(app: Flask, cache: Cache) -> None:
+    """One read-ahead scope per request (app.infrastructure.cache.read_ahead)."""
     handle = app.wsgi_app
+    read_ahead = cache.read_ahead
 
     def wsgi_app(environ, start_response):
-        with cache.read_ahead_scope():
+        with read_ahead.scope():
             return handle(environ, start_response)
 
     app.wsgi_app = wsgi_app  # type: ignore[method-assign]  # Flask's documented way to wrap it

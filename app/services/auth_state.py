@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+from app.infrastructure.cache import Cache, versioned
+
 
 class AuthStateCache:
-    def __init__(self, cache, ttl_seconds: float = 300) -> None:
+    def __init__(self, cache: Cache, ttl_seconds: float = 300) -> None:
         self._cache = cache
         self._ttl = ttl_seconds
 
@@ -23,11 +25,13 @@ class AuthStateCache:
         """((version, active, role) or None, revoked or None) — None means ask the database."""
         user_raw, token_raw = self._cache.get_many([self.user_key(user_id), self.token_key(jti)])
         user = None
-        if user_raw:
-            version, payload = user_raw.split("|", 1)
+        stored_user = versioned.decode(user_raw)
+        if stored_user is not None:
+            version, payload = stored_user
             active, role = json.loads(payload)
-            user = (int(version), bool(active), role)
-        revoked = None if not token_raw else token_raw.split("|", 1)[0] == "1"
+            user = (version, bool(active), role)
+        stored_token = versioned.decode(token_raw)
+        revoked = None if stored_token is None else stored_token[0] == 1
         return user, revoked
 
     def store_user(self, user_id: str, version: int, active: bool, role: str) -> None:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.infrastructure.cache import Cache, versioned
+
 
 @dataclass(frozen=True)
 class Balance:
@@ -16,7 +18,7 @@ class Balance:
 
 
 class BalanceCache:
-    def __init__(self, cache, ttl_seconds: float) -> None:
+    def __init__(self, cache: Cache, ttl_seconds: float) -> None:
         self._cache = cache
         self._ttl = ttl_seconds
 
@@ -26,15 +28,15 @@ class BalanceCache:
 
     def read_ahead(self, user_id: str) -> None:
         """This request will read user_id's balance: fetch it with the next cache round trip."""
-        self._cache.read_ahead(self.key(user_id))
+        self._cache.read_ahead.announce(self.key(user_id))
 
     def get(self, user_id: str) -> Balance | None:
-        raw = self._cache.get(self.key(user_id))
-        if not raw:
+        stored = versioned.decode(self._cache.get(self.key(user_id)))
+        if stored is None:
             return None
-        version, payload = raw.split("|", 1)
+        version, payload = stored
         balance, updated_at = json.loads(payload)
-        return Balance(user_id, balance, datetime.fromisoformat(updated_at), int(version))
+        return Balance(user_id, balance, datetime.fromisoformat(updated_at), version)
 
     def store(self, balance: Balance) -> None:
         self.store_many([balance])

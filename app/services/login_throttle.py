@@ -1,5 +1,6 @@
-"""Login throttling on the `limits` library; counters live in the configured cache backend,
-so with Redis the limit holds across every server process."""
+"""Login throttling on the `limits` library. Its storage URL comes from the cache backend's
+registry entry (app.infrastructure.cache.registry), so the counters live where the cache
+does: with Redis the limit holds across every server process."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def test_cache_down_is_degraded_not_unhealthy(down_cache, app, client):
     assert down_cache.pings > 0
     as_admin(app)
     details = client.get("/modules/connection_api/health").get_json()["details"]
-    assert details["error"] == "cache unreachable: ConnectionError"
+    assert details["error"] == "cache unreachable: CacheUnavailable"
     assert details["cache"] == "fake"
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from app.infrastructure.cache import versioned
 from tests.faults.conftest import (
     Api,
     BackgroundLoad,
@@ -99,9 +100,9 @@ def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, f
             engine.dispose()
         with redis_server.client() as cache:
             for party in (a, b):
-                raw = cache.get(f"balance:{party.id}")
-                assert raw is not None, "a write after recovery did not reach the cache"
-                assert json.loads(raw.split("|", 1)[1])[0] == stored[party.id]
+                cached = versioned.decode(cache.get(f"balance:{party.id}"))
+                assert cached is not None, "a write after recovery did not reach the cache"
+                assert json.loads(cached[1])[0] == stored[party.id]
         for party in parties:
             for server in range(len(servers)):
                 status, body = api.send("GET", f"/wallet/balance/{party.id}", None, party.headers, server)

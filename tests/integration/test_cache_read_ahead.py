@@ -1,7 +1,7 @@
-"""Cache read-ahead: reads a request announces ride on its next get_many, on both backends.
+"""Cache read-ahead on real Redis, counting the commands that really reach it: a balance
+request must make exactly one (the token check's MGET, carrying the balance).
 
-The Redis cases count the commands that really reach Redis; a balance request must make
-exactly one (the token check's MGET, carrying the balance).
+What read-ahead promises on every backend is in tests/contract/test_cache_contract.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import redis
 from dependency_injector import providers
 
 from app import create_app
-from app.infrastructure.cache import MemoryCache, RedisCache
+from app.infrastructure.cache import RedisCache, versioned
 from tests import backends
 from tests.helpers import balance_of, bearer, deposit, login, make_admin, register
 
@@ -39,77 +39,16 @@ class CommandLog:
         monkeypatch.setattr(redis.Connection, "send_packed_command", send_packed_command)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def cache(request, redis_url):
-    if request.param == "memory":
-        yield MemoryCache()
-        return
-    backends.flush_redis(redis_url)
-    cache = RedisCache(redis_url)
-    yield cache
-    cache.close()
-    backends.flush_redis(redis_url)
-
-
-def change_behind_the_cache(cache, key: str, value: str) -> None:
-    """Another process's write: it does not pass through this cache object."""
-    if isinstance(cache, RedisCache):
-        cache.client.set(key, value)
-    else:
-        cache._data[key] = (cache._data[key][0], value)
-
-
-def test_an_announced_key_is_served_once_from_the_round_trip_it_rode_on(cache):
-    cache.set("a", "1", 60)
-    cache.set("b", "2", 60)
-    with cache.read_ahead_scope():
-        cache.read_ahead("b")
-        assert cache.get_many(["a"]) == ["1"]
-        change_behind_the_cache(cache, "b", "3")
-        assert cache.get("b") == "2"  # from the read ahead: no second round trip
-        assert cache.get("b") == "3"  # served once; later reads go to the backend
-
-
-def test_outside_a_scope_announcing_does_nothing(cache):
-    cache.set("b", "2", 60)
-    cache.read_ahead("b")
-    cache.get_many(["a"])
-    change_behind_the_cache(cache, "b", "3")
-    assert cache.get("b") == "3"
-
-
-def test_a_write_in_the_scope_drops_what_was_read_ahead(cache):
-    cache.set("b", "1|old", 60)
-    with cache.read_ahead_scope():
-        cache.read_ahead("b", "c")
-        cache.get_many(["a"])
-        cache.set_if_newer("b", 2, "new", 60)
-        cache.delete("c")
-        assert cache.get("b") == "2|new"
-        cache.set("c", "fresh", 60)
-        assert cache.get("c") == "fresh"
-
-
-def test_what_was_read_ahead_does_not_outlive_its_scope(cache):
-    cache.set("b", "2", 60)
-    with cache.read_ahead_scope():
-        cache.read_ahead("b")
-        cache.get_many(["a"])
-    change_behind_the_cache(cache, "b", "3")
-    with cache.read_ahead_scope():
-        assert cache.get("b") == "3"
-
-
 def test_redis_gets_one_command_for_the_keys_and_the_announced_ones(redis_url, monkeypatch):
     backends.flush_redis(redis_url)
     cache = RedisCache(redis_url)
     try:
-        cache.set("b", "2", 60)
+        cache.set_if_newer("b", 2, "b", 60)
         log = CommandLog(monkeypatch)
-        with cache.read_ahead_scope():
-            cache.read_ahead("b")
+        with cache.read_ahead.scope():
+            cache.read_ahead.announce("b")
             assert cache.get_many(["a"]) == [None]
-            assert cache.get("b") == "2"
+            assert versioned.decode(cache.get("b")) == (2, "b")
         assert log.names == ["MGET"]
     finally:
         cache.close()
@@ -119,8 +58,8 @@ def test_redis_gets_one_command_for_the_keys_and_the_announced_ones(redis_url, m
 def test_read_ahead_while_redis_is_unreachable_is_a_miss():
     cache = RedisCache("redis://127.0.0.1:1/0", timeout=0.2)
     try:
-        with cache.read_ahead_scope():
-            cache.read_ahead("b")
+        with cache.read_ahead.scope():
+            cache.read_ahead.announce("b")
             assert cache.get_many(["a"]) == [None]
             assert cache.get("b") is None
     finally:

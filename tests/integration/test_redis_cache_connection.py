@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from app.infrastructure.cache import RedisCache
+from app.infrastructure.cache import RedisCache, versioned
 from tests import backends
 
 pytestmark = pytest.mark.integration
@@ -17,14 +17,14 @@ def test_a_connection_redis_dropped_is_replaced_without_a_miss_or_backoff(redis_
     cache = RedisCache(redis_url)
     admin = redis.Redis.from_url(redis_url)
     try:
-        cache.set("k", "v1", 60)
+        cache.set_if_newer("k", 1, "v1", 60)
         kept = cache._connection()
         client_id = admin.execute_command("CLIENT", "KILL", "ID", _client_id(admin, kept), "SKIPME", "yes")
         assert client_id == 1  # Redis closed the cache's connection, as a restart would
-        assert cache.get_many(["k"]) == ["v1"]
+        assert [versioned.decode(value) for value in cache.get_many(["k"])] == [(1, "v1")]
         cache.set_if_newer("b", 2, "new", 60)
         assert not cache._skipping() and "b" not in cache._unsynced
-        assert admin.get("b") == b"2|new"
+        assert versioned.decode(admin.get("b").decode()) == (2, "new")
     finally:
         cache.close()
         admin.close()
