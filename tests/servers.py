@@ -1,4 +1,5 @@
-"""Real server processes for end-to-end tests: gunicorn (or the dev server) on a free port."""
+"""Real server processes for end-to-end tests: gunicorn (or the dev server) on a free port,
+and the admin their clients log in as."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import time
 from pathlib import Path
 
 import requests
+
+from app import build_container
+from app.config import load_settings
+from tests.helpers import DEFAULT_PASSWORD
 
 BIN = Path(sys.executable).parent
 
@@ -54,18 +59,18 @@ class ServerProcess:
             ]
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        log = open(self.log_path, "ab") if self.log_path else None
         try:
-            self.proc = subprocess.Popen(
-                args, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            proc = self.proc = subprocess.Popen(
+                args, env=self.env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
             )
         finally:
-            if self.log_path:
-                out.close()  # the child holds its own descriptor
+            if log:
+                log.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log_path}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}; log: {self.log_path}")
             try:
                 if requests.get(self.url + "/livez", timeout=1).status_code == 200:
                     return self
@@ -75,6 +80,7 @@ class ServerProcess:
         raise RuntimeError(f"server did not come up in {timeout}s; log: {self.log_path}")
 
     def worker_pids(self) -> list[int]:
+        assert self.proc is not None, "not started"
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 
@@ -104,3 +110,20 @@ def server_env(database_url: str, cache_url: str, instance_path: Path, **extra: 
     }
     env.update(extra)
     return env
+
+
+def ensure_admin(database_url: str, instance_path: Path, cache_url: str = "memory://") -> None:
+    """Create the `admin` user (password DEFAULT_PASSWORD) in the servers' database."""
+    container = build_container(
+        load_settings(
+            environ={},
+            database_url=database_url,
+            cache_url=cache_url,
+            instance_path=str(instance_path),
+            secret_key="unused-here",
+        )
+    )
+    try:
+        container.user_service().ensure_admin("admin", "admin@example.com", DEFAULT_PASSWORD)
+    finally:
+        container.database().dispose()

@@ -1,7 +1,8 @@
 """A random money workload many clients run at once, and the checks that must hold after it.
 
 Clients talk to the API through a small `Http` interface, so the same workload drives the
-Flask test client (threads in one process) or real servers over HTTP (several processes).
+Flask test client (threads in one process) or real servers over HTTP (several processes,
+through tests.httpclient.ServersClient).
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import requests
-
-
-class Http:
-    def post(self, path: str, json: dict, headers: dict) -> tuple[int, dict, dict]:
-        raise NotImplementedError
-
-    def get(self, path: str, headers: dict) -> tuple[int, dict]:
-        raise NotImplementedError
+from typing import Protocol
 
 
-class FlaskHttp(Http):
+class Http(Protocol):
+    """What the workload needs of a client: FlaskHttp here, tests.httpclient.ServersClient
+    for real servers."""
+
+    def post(self, path: str, json: dict, headers: dict) -> tuple[int, dict, dict]: ...
+
+    def get(self, path: str, headers: dict) -> tuple[int, dict]: ...
+
+
+class FlaskHttp:
     """One Flask test client per thread (the client itself is not shared across threads)."""
 
     def __init__(self, app) -> None:
@@ -43,31 +44,6 @@ class FlaskHttp(Http):
     def get(self, path, headers):
         response = self._client().get(path, headers=headers)
         return response.status_code, response.get_json()
-
-
-class ServersHttp(Http):
-    """Spread requests at random over several server base URLs."""
-
-    def __init__(self, base_urls: list[str], seed: int = 0) -> None:
-        self._urls = base_urls
-        self._local = threading.local()
-        self._seed = seed
-
-    def _session(self) -> tuple[requests.Session, random.Random]:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-            self._local.rng = random.Random(f"{self._seed}-{threading.get_ident()}")
-        return self._local.session, self._local.rng
-
-    def post(self, path, json, headers):
-        session, rng = self._session()
-        response = session.post(rng.choice(self._urls) + path, json=json, headers=headers, timeout=60)
-        return response.status_code, response.json(), dict(response.headers)
-
-    def get(self, path, headers):
-        session, rng = self._session()
-        response = session.get(rng.choice(self._urls) + path, headers=headers, timeout=60)
-        return response.status_code, response.json()
 
 
 @dataclass

@@ -8,10 +8,11 @@ import time
 import pytest
 
 from app.infrastructure.cache import RedisCache, versioned
-from tests.faults.conftest import wait_until
+from tests.faults.harness import wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-@pytest.mark.integration
 def test_lost_writes_are_deleted_once_redis_answers(redis_server, figures):
     writer, other = RedisCache(redis_server.url()), RedisCache(redis_server.url())
     try:

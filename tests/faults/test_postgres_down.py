@@ -9,29 +9,29 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import (
-    Api,
+from tests.faults.harness import (
     BackgroundLoad,
     all_workers_report,
-    body_of,
     check_books,
-    ensure_admin,
     fund_parties,
     probe,
     start_servers,
     wait_until,
 )
+from tests.httpclient import ServersClient, body_of
+from tests.servers import ensure_admin
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 OUTAGE_SECONDS = 3.0
 QUICK = 5.0  # every answer while the database is down comes within this many seconds
 
 
-@pytest.mark.integration
 def test_postgres_stopped_answers_503_quickly_and_recovers(postgres, redis_server, figures, tmp_path):
     ensure_admin(postgres.url, tmp_path)
     [server] = start_servers(postgres.url, redis_server.url(), tmp_path, count=1, workers=2, threads=4)
     try:
-        api = Api([server.url], figures)
+        api = ServersClient([server.url], figures)
         admin = api.login("admin")
         committed: dict[str, dict] = {}
         parties = fund_parties(api, admin, count=6, funding=10_000, committed=committed)

@@ -11,29 +11,30 @@ import pytest
 from sqlalchemy import text
 
 from app.infrastructure.cache import versioned
-from tests.faults.conftest import (
-    Api,
+from tests.faults.harness import (
     BackgroundLoad,
     all_workers_report,
     check_books,
-    ensure_admin,
     fund_parties,
     probe,
     start_servers,
     wait_until,
 )
 from tests.helpers import DEFAULT_PASSWORD
+from tests.httpclient import ServersClient
+from tests.servers import ensure_admin
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 OUTAGE_SECONDS = 3.0
 STALLED_WRITE_SECONDS = 2.4  # before the fix: 5 cache calls x 0.5 s timeout = 2.5 s at least
 
 
-@pytest.mark.integration
 def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, figures, tmp_path):
     ensure_admin(postgres.url, tmp_path)
     servers = start_servers(postgres.url, redis_server.url(), tmp_path, count=2, workers=2, threads=4)
     try:
-        api = Api([server.url for server in servers], figures)
+        api = ServersClient([server.url for server in servers], figures)
         admin = api.login("admin")
         committed: dict[str, dict] = {}
         parties = fund_parties(api, admin, count=6, funding=10_000, committed=committed)
@@ -116,7 +117,6 @@ def test_redis_killed_under_load_degrades_and_recovers(postgres, redis_server, f
             server.stop()
 
 
-@pytest.mark.integration
 def test_redis_stall_leaves_no_stale_cache_behind(postgres, redis_server, figures, tmp_path):
     """Redis stalls (SIGSTOP) while money moves and a token is logged out: the writes that
     could not reach the cache must not leave the old balances, or the token's old "not
@@ -124,7 +124,7 @@ def test_redis_stall_leaves_no_stale_cache_behind(postgres, redis_server, figure
     ensure_admin(postgres.url, tmp_path)
     servers = start_servers(postgres.url, redis_server.url(), tmp_path, count=1, workers=2, threads=4)
     try:
-        api = Api([server.url for server in servers], figures)
+        api = ServersClient([server.url for server in servers], figures)
         admin = api.login("admin")
         committed: dict[str, dict] = {}
         parties = fund_parties(api, admin, count=4, funding=1_000, committed=committed)

@@ -16,27 +16,22 @@ from collections import Counter
 
 import pytest
 
-from tests.faults.conftest import (
-    Api,
-    busiest_worker,
-    check_books,
-    ensure_admin,
-    fund_parties,
-    start_servers,
-    wait_until,
-)
+from tests.faults.harness import busiest_worker, check_books, fund_parties, start_servers, wait_until
+from tests.httpclient import ServersClient
+from tests.servers import ensure_admin
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 CLIENTS = 12
 PARTIES = 10
 IMPATIENT = 0.2  # share of operations whose first attempt times out almost at once
 
 
-@pytest.mark.integration
 def test_retries_across_servers_take_effect_once(postgres, redis_server, figures, tmp_path):
     ensure_admin(postgres.url, tmp_path)
     servers = start_servers(postgres.url, redis_server.url(), tmp_path, count=2, workers=2, threads=3)
     try:
-        api = Api([server.url for server in servers], figures)
+        api = ServersClient([server.url for server in servers], figures)
         admin = api.login("admin")
         committed: dict[str, dict] = {}
         parties = fund_parties(api, admin, count=PARTIES, funding=1_000, committed=committed)
@@ -56,6 +51,7 @@ def test_retries_across_servers_take_effect_once(postgres, redis_server, figures
                 roll = rng.random()
                 with lock:
                     target = rng.choice(reversible) if reversible and roll >= 0.8 else None
+                body: dict[str, object]
                 if target:
                     path, body, headers = f"/transactions/{target}/reverse", {"reason": key}, admin
                 elif roll < 0.6 or roll >= 0.8:

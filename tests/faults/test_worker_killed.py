@@ -12,27 +12,22 @@ import time
 
 import pytest
 
-from tests.faults.conftest import (
-    Api,
-    busiest_worker,
-    check_books,
-    ensure_admin,
-    fund_parties,
-    start_servers,
-    wait_until,
-)
+from tests.faults.harness import busiest_worker, check_books, fund_parties, start_servers, wait_until
+from tests.httpclient import ServersClient
+from tests.servers import ensure_admin
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 CLIENTS = 8
 WORKERS = 3
 MAX_KILLS = 4
 
 
-@pytest.mark.integration
 def test_worker_killed_mid_transfers_keeps_the_books(postgres, redis_server, figures, tmp_path):
     ensure_admin(postgres.url, tmp_path)
     [server] = start_servers(postgres.url, redis_server.url(), tmp_path, count=1, workers=WORKERS, threads=4)
     try:
-        api = Api([server.url], figures)
+        api = ServersClient([server.url], figures)
         admin = api.login("admin")
         committed: dict[str, dict] = {}
         parties = fund_parties(api, admin, count=8, funding=2_000, committed=committed)

@@ -11,30 +11,11 @@ from app.infrastructure.migrations import upgrade
 from app.services.ledger_verify import LedgerVerifier
 from tests import backends
 from tests.helpers import DEFAULT_PASSWORD
-from tests.servers import ServerProcess, server_env
-from tests.workload import Party, ServersHttp, assert_books_balance, run_workload, setup_parties
+from tests.httpclient import ServersClient
+from tests.servers import ServerProcess, ensure_admin, server_env
+from tests.workload import Party, assert_books_balance, run_workload, setup_parties
 
 SERVER_REDIS_URL = backends.REDIS_URL.rsplit("/", 1)[0] + "/14"
-
-
-def _admin(database_url: str, cache_url: str, instance) -> None:
-    container = build_container(
-        load_settings(
-            environ={},
-            database_url=database_url,
-            cache_url=cache_url,
-            instance_path=str(instance),
-            secret_key="unused-here",
-        )
-    )
-    container.user_service().ensure_admin("admin", "admin@example.com", DEFAULT_PASSWORD)
-    container.database().dispose()
-
-
-def _login_admin(http: ServersHttp) -> Party:
-    status, token, _ = http.post("/auth/login", {"username": "admin", "password": DEFAULT_PASSWORD}, {})
-    assert status == 200, token
-    return Party("admin", {"Authorization": f"Bearer {token['access_token']}"})
 
 
 def _verifier(database_url: str, instance):
@@ -58,14 +39,14 @@ def shared_postgres():
 
 @pytest.mark.integration
 def test_two_servers_on_postgres_and_redis_keep_the_books(shared_postgres, tmp_path):
-    _admin(shared_postgres, SERVER_REDIS_URL, tmp_path)
+    ensure_admin(shared_postgres, tmp_path, SERVER_REDIS_URL)
     env = server_env(shared_postgres, SERVER_REDIS_URL, tmp_path)
     with (
         ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "a.log") as a,
         ServerProcess(env, workers=2, threads=4, log_path=tmp_path / "b.log") as b,
     ):
-        http = ServersHttp([a.url, b.url], seed=3)
-        admin = _login_admin(http)
+        http = ServersClient([a.url, b.url], timeout=60, seed=3)
+        admin = Party("admin", http.login("admin"))
         parties = setup_parties(http, admin, count=16, funding=400, password=DEFAULT_PASSWORD)
         result = run_workload(http, admin, parties, operations=2500, threads=16, seed=11)
         assert not result.unexpected, result.unexpected[:5]
@@ -82,11 +63,11 @@ def test_two_servers_on_postgres_and_redis_keep_the_books(shared_postgres, tmp_p
 def test_one_server_on_sqlite_keeps_the_books(tmp_path):
     database_url = f"sqlite:///{tmp_path / 'credit.sqlite3'}"
     upgrade(database_url)
-    _admin(database_url, "memory://", tmp_path)
+    ensure_admin(database_url, tmp_path)
     env = server_env(database_url, "memory://", tmp_path)
     with ServerProcess(env, workers=1, threads=8, log_path=tmp_path / "server.log") as server:
-        http = ServersHttp([server.url], seed=5)
-        admin = _login_admin(http)
+        http = ServersClient([server.url], timeout=60, seed=5)
+        admin = Party("admin", http.login("admin"))
         parties = setup_parties(http, admin, count=10, funding=400, password=DEFAULT_PASSWORD)
         result = run_workload(http, admin, parties, operations=1200, threads=8, seed=13)
         assert not result.unexpected, result.unexpected[:5]
