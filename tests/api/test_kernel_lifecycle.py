@@ -1,5 +1,5 @@
 """Module lifecycle: graph checks before any call, initialize in load order, failure isolation,
-status reporting, runtime look-ups, shutdown in reverse order, and no state leaking between tests.
+status reporting, runtime look-ups, shutdown in reverse order, and no state leaking between apps.
 
 Fakes are injected with provider overrides on the `container` fixture before `app` is built.
 """
@@ -375,43 +375,38 @@ def test_init_time_is_recorded_for_every_module(settings_factory, sqlite_templat
         app.module_manager.shutdown()
 
 
-# -- no state leaking between tests ------------------------------------------------------------
-@pytest.fixture
-def fake_cache_app(settings, container):
-    container.cache.override(providers.Singleton(FakeCache))
-    app = create_app(settings, container=container)
-    yield app
-    app.module_manager.shutdown()
-
-
-def test_leak_1_overridden_cache_is_in_use(fake_cache_app):
-    connection = fake_cache_app.module_manager.get_module("connection_api")
-    assert isinstance(connection.cache, FakeCache)
-    assert fake_cache_app.container.cache.overridden
-
-
-@with_settings(modules_extra=f"{FX}.problems:Plain")
-def test_leak_2_extra_module_is_wired(app):
-    assert app.module_manager.is_module_loaded("plain")
-    assert "plain" in app.container.providers
-
-
-def test_leak_3_next_test_gets_the_real_providers_and_no_extras(app, container, settings):
+# -- no state leaking between apps ---------------------------------------------------------------
+def test_overrides_and_extras_end_with_their_app(settings_factory):
+    """Two apps built one after the other: the first overrides the cache and wires an extra
+    module, the second (nothing overridden) gets the real providers and no extra."""
     from containers import Container
 
-    connection = app.module_manager.get_module("connection_api")
-    assert isinstance(connection, ConnectionApiModule)
-    assert isinstance(connection.cache, MemoryCache if settings.cache_url == "memory://" else RedisCache)
-    assert connection.cache.backend != "fake"
-    assert type(connection.database) is Database
-    # The providers earlier tests replaced are the real ones again, and the declarative
-    # class itself was never touched (overrides and extras live on per-test instances).
-    assert not container.cache.overridden
-    assert not container.database.overridden
-    assert not container.wallet_module.overridden
-    assert "plain" not in container.providers and "plain" not in Container.providers
-    assert [n for n, p in Container.providers.items() if p.overridden] == []
-    assert app.module_manager.load_order == SHIPPED_ORDER
+    first_settings = settings_factory(modules_extra=f"{FX}.problems:Plain")
+    first_container = build_container(first_settings)
+    first_container.cache.override(providers.Singleton(FakeCache))
+    first = create_app(first_settings, container=first_container)
+    try:
+        assert isinstance(first.module_manager.get_module("connection_api").cache, FakeCache)
+        assert first.module_manager.is_module_loaded("plain") and "plain" in first_container.providers
+    finally:
+        first.module_manager.shutdown()
+        first_container.reset_singletons()
+
+    second_settings = settings_factory()
+    second = create_app(second_settings)
+    try:
+        connection = second.module_manager.get_module("connection_api")
+        assert isinstance(connection, ConnectionApiModule)
+        assert isinstance(connection.cache, MemoryCache if second_settings.cache_url == "memory://" else RedisCache)
+        assert type(connection.database) is Database
+        assert second.module_manager.load_order == SHIPPED_ORDER
+        assert not second.container.cache.overridden
+        assert "plain" not in second.container.providers
+        # Overrides and extras live on the first app's container instance, never on the class.
+        assert "plain" not in Container.providers
+        assert [name for name, provider in Container.providers.items() if provider.overridden] == []
+    finally:
+        second.module_manager.shutdown()
 
 
 def test_each_container_is_independent(settings):

@@ -8,9 +8,14 @@ import json
 import logging
 import os
 import re
+import time
+from types import SimpleNamespace
 
 import pytest
 from dependency_injector import providers
+from prometheus_client import CollectorRegistry
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
@@ -18,7 +23,7 @@ from app.modules.wallet_module import WalletModule
 from app.observability.logging import JsonFormatter, logging_config
 from app.observability.metrics import Metrics
 from app.observability.requests import route_template
-from app.serving import MULTIPROC_ENV, gunicorn_options, multiprocess_metrics_dir
+from app.serving import MULTIPROC_ENV, CreditServer, gunicorn_options, multiprocess_metrics_dir
 from tests.helpers import bearer, login, register
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -290,10 +295,46 @@ def test_serve_keeps_an_operator_metrics_dir(monkeypatch, tmp_path):
     assert given.is_dir()
 
 
-def test_gunicorn_marks_dead_workers_and_logs_json():
-    options = gunicorn_options("127.0.0.1:0", 2, 1, 30, "warning")
-    assert callable(options["child_exit"]) and options["loglevel"] == "warning"
-    assert options["logconfig_dict"] == logging_config("warning")
+def test_gunicorn_logs_json_at_the_given_level():
+    options = gunicorn_options("127.0.0.1:0", 2, 1, 30, "WARNING")
+    assert options["loglevel"] == "warning"
+    assert options["logconfig_dict"] == logging_config("WARNING")
+
+
+def _write_worker_sample(directory, kind: str, pid: int, name: str, value: float) -> None:
+    """One sample in the file a worker with this pid writes in the multiprocess directory."""
+    sample = f"{name}_total" if kind == "counter" else name
+    store = MmapedDict(str(directory / f"{kind}_{pid}.db"))
+    try:
+        store.write_value(mmap_key(name, sample, [], [], "test"), value, time.time())
+    finally:
+        store.close()
+
+
+def _scrape(directory) -> dict[str, float | None]:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return {name: registry.get_sample_value(name) for name in ("busy", "done_total")}
+
+
+def test_gunicorn_drops_a_dead_workers_live_gauges(monkeypatch, tmp_path, settings):
+    """The master calls child_exit when a worker exits: the scrape stops counting that worker's
+    live gauges (their file is removed), while its counters stay."""
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    monkeypatch.setenv(MULTIPROC_ENV, str(metrics))
+    dead, alive = 40001, 40002
+    for pid in (dead, alive):
+        _write_worker_sample(metrics, "gauge_livesum", pid, "busy", 1.0)
+        _write_worker_sample(metrics, "counter", pid, "done", 5.0)
+    assert _scrape(metrics) == {"busy": 2.0, "done_total": 10.0}
+
+    # The hook as gunicorn holds it once CreditServer has loaded its options, called as the arbiter does.
+    config = CreditServer(settings, gunicorn_options("127.0.0.1:0", 2, 1, 30, "warning")).cfg
+    config.child_exit(None, SimpleNamespace(pid=dead))
+
+    assert _scrape(metrics) == {"busy": 1.0, "done_total": 10.0}
+    assert sorted(os.listdir(metrics)) == [f"counter_{dead}.db", f"counter_{alive}.db", f"gauge_livesum_{alive}.db"]
 
 
 def test_each_worker_freezes_what_start_up_built_out_of_the_collectors_reach():

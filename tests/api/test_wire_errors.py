@@ -11,23 +11,28 @@ from app.http import wire_errors
 
 
 @pytest.mark.parametrize(
-    ("status", "reason", "code"),
+    ("status", "reason", "code", "message"),
     [
-        (414, "URI Too Long", "uri_too_long"),
-        (431, "Request Header Fields Too Large", "request_header_fields_too_large"),
-        (400, "Bad Request", "bad_request"),
-        (500, "Internal Server Error", "internal_error"),
+        (414, "URI Too Long", "uri_too_long", "the request line is too long"),
+        (
+            431,
+            "Request Header Fields Too Large",
+            "request_header_fields_too_large",
+            "the request headers are too large",
+        ),
+        (400, "Bad Request", "bad_request", "the request is not valid HTTP"),
+        (500, "Internal Server Error", "internal_error", "an unexpected error occurred"),
+        (417, "Expectation Failed", "expectation_failed", "expectation failed"),  # no message of its own: the reason
     ],
 )
-def test_wire_error_is_a_complete_json_response(status, reason, code):
+def test_wire_error_is_a_complete_json_response(status, reason, code, message):
     head, _, body = wire_errors.wire_error(status, reason).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     assert lines[0] == f"HTTP/1.1 {status} {reason}"
     headers = dict(line.split(": ", 1) for line in lines[1:])
     assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
     assert int(headers["Content-Length"]) == len(body)
-    error = json.loads(body)["error"]
-    assert error["code"] == code and error["message"] and error["details"] == {}
+    assert json.loads(body) == {"error": {"code": code, "message": message, "details": {}}}
 
 
 def test_install_routes_gunicorns_error_pages_through_the_error_body(monkeypatch):
