@@ -16,7 +16,7 @@ from app.http.metrics import build_metrics_blueprint
 from app.infrastructure.cache import Cache
 from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
-from app.kernel.graph import build_plan
+from app.kernel.graph import build_plan, wire_extra_modules
 from app.kernel.manager import ModuleManager
 from app.observability.requests import install_request_hooks
 
@@ -51,8 +51,9 @@ def build_container(settings: Settings):
 
 
 def plan_modules(container, settings: Settings):
-    """Discover modules, give extras their providers and check the whole graph."""
+    """Discover modules, give extras their providers, then check the whole graph."""
     extras, problems = extra_modules(settings.modules_extra)
+    problems += wire_extra_modules(container, extras)
     plan = build_plan(container, settings.modules_disabled, scan_package(), extras)
     plan.findings[:0] = problems
     return plan

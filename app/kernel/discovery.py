@@ -5,19 +5,22 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import entry_points
+from typing import Any
 
 from app.kernel import findings as codes
 from app.kernel.findings import Finding
-from app.kernel.module import is_module_class
+from app.kernel.module import Module, is_module_class
 
 ENTRY_POINT_GROUP = "credit_system.modules"
 
 
 @dataclass(frozen=True)
 class FoundModule:
-    cls: type
+    cls: type[Module]
     source: str
 
 
@@ -34,11 +37,12 @@ def scan_package(package_name: str = "app.modules") -> list[FoundModule]:
     return found
 
 
-def load_import_path(path: str) -> type:
+def load_import_path(path: str) -> Any:
+    """The object at `package.module:Attribute` (dotted attributes allowed)."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ImportError(f"'{path}' is not of the form package.module:Class")
-    obj = importlib.import_module(module_name)
+    obj: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
@@ -46,7 +50,9 @@ def load_import_path(path: str) -> type:
 
 def extra_modules(import_paths: tuple[str, ...]) -> tuple[list[FoundModule], list[Finding]]:
     """Load third-party module classes from import paths and the entry-point group."""
-    candidates = [(path, f"CREDIT_MODULES_EXTRA {path}", lambda p=path: load_import_path(p)) for path in import_paths]
+    candidates: list[tuple[str, str, Callable[[], Any]]] = [
+        (path, f"CREDIT_MODULES_EXTRA {path}", partial(load_import_path, path)) for path in import_paths
+    ]
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         candidates.append((ep.value, f"entry point {ep.name}", ep.load))
     found, problems = [], []

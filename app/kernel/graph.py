@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import inspect
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dependency_injector import providers
@@ -21,7 +22,7 @@ MAX_CYCLES_REPORTED = 50
 class ModuleNode:
     name: str
     provider: providers.Provider
-    cls: type
+    cls: type[Module]
     source: str
     declared: tuple[str, ...]
     actual: tuple[str, ...] = ()
@@ -52,23 +53,24 @@ class ModulePlan:
 
 def effective(provider: providers.Provider) -> providers.Provider:
     """The provider that will really run: the last override, recursively."""
-    while provider.overridden:
-        provider = provider.last_overriding
+    while (overriding := provider.last_overriding) is not None:
+        provider = overriding
     return provider
 
 
 def _edges(provider: providers.Provider) -> list[providers.Provider]:
     provider = effective(provider)
     if isinstance(provider, providers.Selector):
+        selector = provider.selector
         try:  # reading the selector option calls no factory
-            active = provider.providers.get(provider.selector())
+            active = provider.providers.get(selector()) if selector is not None else None
         except Exception:
             active = None
         return [active] if active is not None else list(provider.providers.values())
     return [p for p in provider.related if isinstance(p, providers.Provider)]
 
 
-def provided_module_class(provider: providers.Provider) -> type | None:
+def provided_module_class(provider: providers.Provider) -> type[Module] | None:
     target = effective(provider)
     provides = getattr(target, "provides", None)
     if is_module_class(provides):
@@ -164,7 +166,7 @@ def wire_extra_modules(container, extras: list[FoundModule]) -> list[Finding]:
         created.append((found, provider))
     for found, provider in created:
         kwargs = {}
-        for param in list(inspect.signature(found.cls.__init__).parameters.values())[1:]:
+        for param in inspect.signature(found.cls).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
             if param.name in container.providers:
@@ -183,33 +185,69 @@ def wire_extra_modules(container, extras: list[FoundModule]) -> list[Finding]:
 
 
 def build_plan(
-    container, disabled: tuple[str, ...] = (), scanned: list[FoundModule] = (), extras: list[FoundModule] = ()
+    container,
+    disabled: Collection[str] = (),
+    scanned: Sequence[FoundModule] = (),
+    extras: Sequence[FoundModule] = (),
 ) -> ModulePlan:
-    """Read the module graph from the container and check it; nothing is called."""
-    found_problems = wire_extra_modules(container, list(extras))
-    findings: list[Finding] = list(found_problems)
-    sources = {f.cls: f.source for f in list(scanned) + list(extras)}
+    """Read the module graph from the container and check it; nothing is called or changed.
 
-    nodes: dict[str, ModuleNode] = {}
-    module_ids: dict[int, str] = {}
+    Extra modules must already have their providers (wire_extra_modules, run before planning).
+    """
+    nodes = module_nodes(container, {found.cls: found.source for found in [*scanned, *extras]})
+    graph = {name: tuple(d for d in node.dependencies if d in nodes) for name, node in nodes.items()}
+    disabled_set = set(disabled)
+    findings = [
+        *check_duplicates(container, nodes, extras),
+        *check_not_wired(nodes, scanned),
+        *check_dependencies(nodes),
+        *check_cycles(container, nodes, graph),
+        *check_disabled(nodes, graph, disabled_set),
+    ]
+    return ModulePlan(nodes, topological_order(graph), disabled_set & set(nodes), findings)
+
+
+def _module_providers(container) -> Iterator[tuple[str, providers.Provider, type[Module]]]:
+    """(provider name, provider, module class) of every provider that provides a module."""
     for provider_name, provider in container.providers.items():
         cls = provided_module_class(provider)
-        if cls is None:
-            continue
-        name = cls.NAME
-        if name in nodes:
+        if cls is not None:
+            yield provider_name, provider, cls
+
+
+def module_nodes(container, sources: dict[type, str]) -> dict[str, ModuleNode]:
+    """One node per module name (the first provider of a name wins), with the modules each
+    one's provider really receives."""
+    nodes: dict[str, ModuleNode] = {}
+    for provider_name, provider, cls in _module_providers(container):
+        if cls.NAME not in nodes:
+            source = sources.get(cls) or f"containers.{provider_name}"
+            nodes[cls.NAME] = ModuleNode(cls.NAME, provider, cls, source, tuple(getattr(cls, "DEPENDENCIES", ())))
+    module_ids = _module_ids(nodes)
+    for node in nodes.values():
+        node.actual = _module_edges(node.provider, module_ids)
+    return nodes
+
+
+def _module_ids(nodes: dict[str, ModuleNode]) -> dict[int, str]:
+    return {id(node.provider): name for name, node in nodes.items()}
+
+
+def check_duplicates(container, nodes: dict[str, ModuleNode], extras: Sequence[FoundModule]) -> list[Finding]:
+    """Two providers of one module name, or an extra module whose name is taken."""
+    findings = []
+    seen: set[str] = set()
+    for provider_name, _, cls in _module_providers(container):
+        if cls.NAME in seen:
             findings.append(
                 Finding(
                     codes.DUPLICATE_NAME,
-                    f"module name '{name}' is provided by both '{nodes[name].source}' and '{provider_name}'",
+                    f"module name '{cls.NAME}' is provided by both '{nodes[cls.NAME].source}' and '{provider_name}'",
                     "give every module a unique NAME",
-                    name,
+                    cls.NAME,
                 )
             )
-            continue
-        source = sources.get(cls) or f"containers.{provider_name}"
-        nodes[name] = ModuleNode(name, provider, cls, source, tuple(getattr(cls, "DEPENDENCIES", ())))
-        module_ids[id(provider)] = name
+        seen.add(cls.NAME)
     for found in extras:
         # Not a node at all: its name is taken by a non-module provider (e.g. "cache").
         if found.cls.NAME not in nodes or nodes[found.cls.NAME].cls is not found.cls:
@@ -221,21 +259,28 @@ def build_plan(
                     found.cls.NAME,
                 )
             )
+    return findings
 
+
+def check_not_wired(nodes: dict[str, ModuleNode], scanned: Sequence[FoundModule]) -> list[Finding]:
+    """Module classes found in the package that no provider builds."""
     wired_classes = {node.cls for node in nodes.values()}
-    for found in scanned:
-        if found.cls not in wired_classes and found.cls.NAME not in nodes:
-            findings.append(
-                Finding(
-                    codes.NOT_WIRED,
-                    f"module class {found.cls.__name__} in {found.source} is not wired",
-                    "add a provider for it to containers.py or list it in CREDIT_MODULES_EXTRA",
-                    found.cls.NAME,
-                )
-            )
+    return [
+        Finding(
+            codes.NOT_WIRED,
+            f"module class {found.cls.__name__} in {found.source} is not wired",
+            "add a provider for it to containers.py or list it in CREDIT_MODULES_EXTRA",
+            found.cls.NAME,
+        )
+        for found in scanned
+        if found.cls not in wired_classes and found.cls.NAME not in nodes
+    ]
 
+
+def check_dependencies(nodes: dict[str, ModuleNode]) -> list[Finding]:
+    """DEPENDENCIES that name no module, or disagree with what the provider injects."""
+    findings = []
     for name, node in sorted(nodes.items()):
-        node.actual = _module_edges(node.provider, module_ids)
         for dep in node.declared:
             if dep not in nodes:
                 findings.append(
@@ -260,19 +305,22 @@ def build_plan(
                         name,
                     )
                 )
+    return findings
 
-    graph = {name: tuple(d for d in node.dependencies if d in nodes) for name, node in nodes.items()}
-    for cycle in elementary_cycles(graph):
+
+def check_cycles(container, nodes: dict[str, ModuleNode], graph: dict[str, tuple[str, ...]]) -> list[Finding]:
+    """Every cycle among modules, and a loop among the other providers."""
+    findings = [
         # Edges point from a module to what it needs; print in the direction of use.
-        findings.append(
-            Finding(
-                codes.CYCLE,
-                "dependency cycle: " + " -> ".join(cycle),
-                "break the cycle: move the shared part into a service or an event",
-                cycle[0],
-            )
+        Finding(
+            codes.CYCLE,
+            "dependency cycle: " + " -> ".join(cycle),
+            "break the cycle: move the shared part into a service or an event",
+            cycle[0],
         )
-    service_loop = _provider_cycle(container, module_ids)
+        for cycle in elementary_cycles(graph)
+    ]
+    service_loop = _provider_cycle(container, _module_ids(nodes))
     if service_loop:
         findings.append(
             Finding(
@@ -281,16 +329,19 @@ def build_plan(
                 "a provider depends on itself through others; break the loop in containers.py",
             )
         )
+    return findings
 
-    disabled_set = set(disabled)
-    for name in sorted(disabled_set - set(nodes)):
-        findings.append(
-            Finding(
-                codes.UNKNOWN_DISABLED, f"CREDIT_MODULES_DISABLED names unknown module '{name}'", _suggest(name, nodes)
-            )
-        )
-    for name in sorted(disabled_set & set(nodes)):
-        needed_by = sorted(n for n, deps in graph.items() if name in deps and n not in disabled_set)
+
+def check_disabled(
+    nodes: dict[str, ModuleNode], graph: dict[str, tuple[str, ...]], disabled: set[str]
+) -> list[Finding]:
+    """CREDIT_MODULES_DISABLED naming no module, or a module others still need."""
+    findings = [
+        Finding(codes.UNKNOWN_DISABLED, f"CREDIT_MODULES_DISABLED names unknown module '{name}'", _suggest(name, nodes))
+        for name in sorted(disabled - set(nodes))
+    ]
+    for name in sorted(disabled & set(nodes)):
+        needed_by = sorted(n for n, deps in graph.items() if name in deps and n not in disabled)
         if needed_by:
             findings.append(
                 Finding(
@@ -300,8 +351,7 @@ def build_plan(
                     name,
                 )
             )
-
-    return ModulePlan(nodes, topological_order(graph), disabled_set & set(nodes), findings)
+    return findings
 
 
 def topological_order(graph: dict[str, tuple[str, ...]]) -> list[str]:

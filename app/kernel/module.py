@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 
 class Module:
@@ -36,5 +36,5 @@ class Module:
         """Release resources; called in reverse load order."""
 
 
-def is_module_class(obj: Any) -> bool:
+def is_module_class(obj: Any) -> TypeGuard[type[Module]]:
     return isinstance(obj, type) and issubclass(obj, Module) and obj is not Module and bool(getattr(obj, "NAME", ""))

@@ -18,7 +18,7 @@ from app.config import load_settings
 from app.kernel import findings as codes
 from app.kernel.discovery import FoundModule, extra_modules, load_import_path, scan_package
 from app.kernel.findings import Finding, WiringError
-from app.kernel.graph import build_plan, elementary_cycles, topological_order
+from app.kernel.graph import build_plan, elementary_cycles, topological_order, wire_extra_modules
 from app.kernel.module import Module, is_module_class
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
@@ -126,6 +126,29 @@ def test_planning_calls_no_provider():
     assert plan.load_order == ["base", "mid", "top"]
     assert CALLS == []
     assert all(p.last_overriding is None for p in container.providers.values())
+
+
+def test_planning_leaves_extras_to_be_wired_first():
+    """build_plan only reads: an extra module without a provider is reported, not given one."""
+
+    class Extra(Module):
+        NAME, DEPENDENCIES = "extra", ("base",)
+
+        def __init__(self, base) -> None:
+            CALLS.append(self.NAME)
+
+    container = container_of(wired("base"))
+    extra = FoundModule(Extra, "tests.extra")
+    before = dict(container.providers)
+    plan = build_plan(container, extras=[extra])
+    assert dict(container.providers) == before
+    assert [(f.code, f.module) for f in plan.findings] == [(codes.DUPLICATE_NAME, "extra")]
+
+    assert wire_extra_modules(container, [extra]) == []
+    plan = build_plan(container, extras=[extra])
+    assert plan.findings == [] and plan.load_order == ["base", "extra"]
+    assert plan.nodes["extra"].source == "tests.extra" and plan.nodes["extra"].actual == ("base",)
+    assert CALLS == []
 
 
 def test_order_is_dependencies_first_with_ties_broken_by_name():
