@@ -6,16 +6,20 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import get_type_hints
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from app.infrastructure.cache import check_cache_url
-
-DEFAULT_INSTANCE_PATH = Path(os.environ.get("CREDIT_INSTANCE_PATH", "instance")).resolve()
 
 
 class ConfigError(ValueError):
     """Raised for a configuration value that cannot be used."""
+
+
+def default_instance_path() -> str:
+    """./instance, resolved against the working directory when the settings are loaded."""
+    return str(Path("instance").resolve())
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Settings:
     idempotency_ttl_seconds: int = 86400
     balance_cache_seconds: int = 30
     max_body_bytes: int = 64 * 1024
-    instance_path: str = field(default=str(DEFAULT_INSTANCE_PATH))
+    instance_path: str = field(default_factory=default_instance_path)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,15 +66,8 @@ def _dev_secret(instance: Path) -> str:
     return key
 
 
-_INT_KEYS = {
-    "token_ttl",
-    "login_max_failures",
-    "login_window_seconds",
-    "idempotency_ttl_seconds",
-    "balance_cache_seconds",
-    "max_body_bytes",
-}
-_FLOAT_KEYS = {"health_timeout", "health_cache_seconds"}
+# Settings whose type is a number, and that type: environment variables arrive as strings.
+_NUMBERS = {name: kind for name, kind in get_type_hints(Settings).items() if kind in (int, float)}
 
 
 def load_settings(environ: dict | None = None, **overrides) -> Settings:
@@ -96,7 +93,7 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
     if unknown:
         raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
 
-    instance = Path(raw.get("instance_path") or DEFAULT_INSTANCE_PATH)
+    instance = Path(raw.get("instance_path") or default_instance_path())
     raw["instance_path"] = str(instance)
     raw.setdefault("database_url", f"sqlite:///{instance / 'credit.sqlite3'}")
     if not raw.get("secret_key"):
@@ -105,10 +102,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
     raw["modules_disabled"] = _split(raw.get("modules_disabled"))
     raw["modules_extra"] = _split(raw.get("modules_extra"))
     try:
-        for key in _INT_KEYS & raw.keys():
-            raw[key] = int(raw[key])
-        for key in _FLOAT_KEYS & raw.keys():
-            raw[key] = float(raw[key])
+        for key in _NUMBERS.keys() & raw.keys():
+            raw[key] = _NUMBERS[key](raw[key])
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad numeric configuration value: {exc}") from exc
     if raw.get("token_ttl", 1) <= 0:
