@@ -36,7 +36,7 @@ def test_wire_error_is_a_complete_json_response(status, reason, code, message):
 
 
 def test_install_routes_gunicorns_error_pages_through_the_error_body(monkeypatch):
-    from gunicorn import util
+    from gunicorn import util  # type: ignore[import-untyped]
 
     monkeypatch.setattr(util, "write_error", util.write_error)  # restored after the test
     wire_errors.install()
