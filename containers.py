@@ -8,8 +8,10 @@ from dependency_injector import containers, providers
 
 from app.http.api import CreditApi
 from app.http.guard import AccessGuard
+from app.http.idempotency import TransactionRenderer
 from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
+from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
@@ -65,7 +67,24 @@ class Container(containers.DeclarativeContainer):
     # -- the ledger ----------------------------------------------------------------------
     idempotency_store = providers.Singleton(IdempotencyStore, ttl_seconds=config.idempotency_ttl_seconds)
     balance_cache = providers.Singleton(BalanceCache, cache=cache, ttl_seconds=config.balance_cache_seconds)
-    ledger = providers.Singleton(Ledger, database=database, idempotency=idempotency_store, balances=balance_cache)
+    step_by_step_writer = providers.Singleton(StepByStepWriter)
+    pipelined_writer = providers.Singleton(PipelinedWriter)
+    # PostgreSQL sends a posting in one round trip; other databases one statement at a time.
+    posting_writer = providers.Selector(
+        providers.Callable(writer_for, config.database_url),
+        pipelined=pipelined_writer,
+        step_by_step=step_by_step_writer,
+    )
+    transaction_renderer = providers.Singleton(TransactionRenderer)
+    ledger = providers.Singleton(
+        Ledger,
+        database=database,
+        idempotency=idempotency_store,
+        balances=balance_cache,
+        renderer=transaction_renderer,
+        writer=posting_writer,
+        step_by_step=step_by_step_writer,
+    )
     wallet_service = providers.Singleton(WalletService, database=database, ledger=ledger, balances=balance_cache)
     transaction_service = providers.Singleton(TransactionService, database=database, ledger=ledger)
 

@@ -7,7 +7,7 @@ from flask import jsonify, request
 from app.http.errors import STATUS_BY_CODE
 from app.schemas.ledger import TransactionSchema
 from app.services.errors import DomainError, ValidationFailed
-from app.services.idempotency import IdempotencyRequest, Outcome
+from app.services.idempotency import IdempotencyRequest, Outcome, OutcomeKind
 from app.services.ledger import TransactionView
 
 HEADER = "Idempotency-Key"
@@ -25,9 +25,12 @@ IDEMPOTENCY_DOC = {
 
 _transaction_schema = TransactionSchema()
 
+STATUS_BY_KIND = {OutcomeKind.CREATED: 201, OutcomeKind.REFUSED: 409}
+
 
 class TransactionRenderer:
-    """How a money movement's outcome looks on the wire (stored verbatim for replays)."""
+    """How a money movement's outcome looks on the wire (stored verbatim for replays);
+    given to the ledger once, in containers.py."""
 
     def success(self, view: TransactionView) -> dict:
         return _transaction_schema.dump(view)
@@ -35,9 +38,6 @@ class TransactionRenderer:
     def failure(self, error: DomainError) -> dict:
         assert STATUS_BY_CODE[error.code] == 409
         return {"error": {"code": error.code, "message": error.message, "details": error.details}}
-
-
-RENDERER = TransactionRenderer()
 
 
 def idempotency_request(user_id: str, body: dict) -> IdempotencyRequest | None:
@@ -51,7 +51,7 @@ def idempotency_request(user_id: str, body: dict) -> IdempotencyRequest | None:
 
 def outcome_response(outcome: Outcome):
     response = jsonify(outcome.body)
-    response.status_code = outcome.status
+    response.status_code = STATUS_BY_KIND[outcome.kind]
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response

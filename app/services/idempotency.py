@@ -6,11 +6,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from app.infrastructure.statements import Pending, Precompiled
+from app.infrastructure.posting import INSERT_RECORD
 from app.infrastructure.tables import IdempotencyKey
 from app.services.errors import IdempotencyKeyReused
 
@@ -29,18 +31,30 @@ class IdempotencyRequest:
         return cls(user_id, key, digest)
 
 
+class OutcomeKind(StrEnum):
+    """What a money movement came to; the HTTP edge gives each its status."""
+
+    CREATED = "created"
+    REFUSED = "refused"  # a refusal that is a business outcome, stored and replayed like a success
+
+
 @dataclass(frozen=True)
 class Outcome:
-    status: int
+    kind: OutcomeKind
     body: dict
     replayed: bool = False
 
 
+# How a kind is stored in the record's status_code column: as the HTTP status that column
+# has always held, so rows written before kinds existed, or by a process of either
+# version, replay alike. A storage format, fixed: it does not follow the edge.
+_STORED_CODE = {OutcomeKind.CREATED: 201, OutcomeKind.REFUSED: 409}
+_KIND_OF_CODE = {code: kind for kind, code in _STORED_CODE.items()}
+
 # Built once: these run on every keyed money movement.
-RECORDS = _keys = IdempotencyKey.__table__
+_keys = cast(Table, IdempotencyKey.__table__)
 _MATCHES = (_keys.c.user_id == bindparam("owner"), _keys.c.key == bindparam("idempotency_key"))
 _FIND = select(_keys.c.request_hash, _keys.c.status_code, _keys.c.response_body, _keys.c.expires_at).where(*_MATCHES)
-_INSERT = Precompiled(insert(_keys), column_keys=[c.key for c in _keys.c])
 _TAKE_OVER = update(_keys).where(*_MATCHES, _keys.c.expires_at <= bindparam("now", type_=_keys.c.expires_at.type))
 
 
@@ -54,13 +68,19 @@ class IdempotencyStore:
         A different request under a live key is refused.
         """
         row = session.execute(_FIND, {"owner": request.user_id, "idempotency_key": request.key}).first()
+        return self.answer(row, request)
+
+    @staticmethod
+    def answer(row: Any, request: IdempotencyRequest) -> tuple[Outcome | None, bool]:
+        """find() for a record already read: one with request_hash, status_code,
+        response_body and expires_at, or None."""
         if row is None:
             return None, False
         if row.expires_at <= datetime.now(UTC):
             return None, True  # past its lifetime: the key is free again
         if row.request_hash != request.fingerprint:
             raise IdempotencyKeyReused()
-        return Outcome(row.status_code, json.loads(row.response_body), replayed=True), False
+        return Outcome(_KIND_OF_CODE[row.status_code], json.loads(row.response_body), replayed=True), False
 
     def save(self, session: Session, request: IdempotencyRequest, outcome: Outcome, take_over: bool = False) -> None:
         """Record the outcome in the caller's transaction.
@@ -73,27 +93,21 @@ class IdempotencyStore:
         now = datetime.now(UTC)
         values = self._values(request, outcome, now)
         if take_over:
-            taken_over = session.execute(
-                _TAKE_OVER, {"owner": request.user_id, "idempotency_key": request.key, "now": now, **values}
-            )
+            params = {"owner": request.user_id, "idempotency_key": request.key, "now": now, **values}
+            taken_over = cast(CursorResult, session.execute(_TAKE_OVER, params))
             if taken_over.rowcount == 1:
                 return
-        self.submit(session, self.record(request, outcome, now)).rows()
+        INSERT_RECORD.execute(session, self.record(request, outcome, now))
 
     def record(self, request: IdempotencyRequest, outcome: Outcome, now: datetime | None = None) -> dict:
-        """The row save() inserts, column by column (for a caller that sends it itself)."""
+        """The row save() inserts, column by column (for a posting writer to send with the posting)."""
         values = self._values(request, outcome, now or datetime.now(UTC))
         return {"user_id": request.user_id, "key": request.key, **values}
-
-    @staticmethod
-    def submit(session: Session, record: dict) -> Pending:
-        """save()'s plain insert of a record(), sent without waiting for it (it can ride in a batch)."""
-        return _INSERT.submit(session, record)
 
     def _values(self, request: IdempotencyRequest, outcome: Outcome, now: datetime) -> dict:
         return {
             "request_hash": request.fingerprint,
-            "status_code": outcome.status,
+            "status_code": _STORED_CODE[outcome.kind],
             "response_body": json.dumps(outcome.body),
             "created_at": now,
             "expires_at": now + self.ttl,
@@ -101,5 +115,6 @@ class IdempotencyStore:
 
     @staticmethod
     def purge_expired(session: Session) -> int:
-        result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < datetime.now(UTC)))
+        expired = delete(IdempotencyKey).where(IdempotencyKey.expires_at < datetime.now(UTC))
+        result = cast(CursorResult, session.execute(expired))
         return result.rowcount or 0

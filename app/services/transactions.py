@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from app.infrastructure.database import Database
+from app.infrastructure.posting import reversed_by
 from app.infrastructure.tables import Account, LedgerEntry, Transaction
 from app.services.errors import AlreadyReversed, Forbidden, NotFound, ValidationFailed
 from app.services.idempotency import IdempotencyRequest, Outcome
-from app.services.ledger import Ledger, Leg, Renderer, TransactionView
+from app.services.ledger import Ledger, Leg, Posting, TransactionView
 from app.services.pagination import decode_cursor, encode_cursor
 from app.services.principal import Principal, require_owner_or_admin
 
@@ -33,71 +34,68 @@ class TransactionService:
         to_user_id: str,
         amount: int,
         description: str | None,
-        render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
         require_owner_or_admin(actor, from_user_id, "you may only transfer from your own wallet")
         if from_user_id == to_user_id:
             raise ValidationFailed.field("to_user_id", "must differ from from_user_id")
+        legs = (
+            Leg(-amount, user_id=from_user_id, field="from_user_id"),
+            Leg(amount, user_id=to_user_id, field="to_user_id", active=True),
+        )
 
-        def operation(uow):
-            return self._ledger.post(
-                uow,
+        def posting(uow) -> Posting:
+            return Posting(
                 type="transfer",
+                legs=legs,
+                created_by=actor.user_id,
                 from_user_id=from_user_id,
                 to_user_id=to_user_id,
                 description=description,
-                created_by=actor.user_id,
-                legs=[
-                    Leg(-amount, user_id=from_user_id, field="from_user_id"),
-                    Leg(amount, user_id=to_user_id, field="to_user_id", active=True),
-                ],
             )
 
-        return self._ledger.execute(operation, render, idempotency)
+        return self._ledger.execute(posting, idempotency)
 
     def reverse(
         self,
         actor: Principal,
         transaction_id: str,
         reason: str | None,
-        render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
         """Post the mirror image of a transaction, once; the original is never edited."""
         if not actor.is_admin:
             raise Forbidden("only an admin may reverse a transaction")
 
-        def operation(uow):
+        def reversal(uow) -> Posting:
             # Locking the original serializes concurrent reversals of it (SQLite: writers already are).
             original = uow.session.scalar(select(Transaction).where(Transaction.id == transaction_id).with_for_update())
             if original is None:
                 raise NotFound("no such transaction")
             if original.type == "reversal":
                 raise ValidationFailed.field("transaction_id", "a reversal cannot itself be reversed")
-            if self._ledger.reversed_by(uow, [original.id]):
+            if reversed_by(uow.session, [original.id]):
                 raise AlreadyReversed()
             entries = uow.session.execute(
                 select(LedgerEntry.amount, LedgerEntry.account_id, Account.user_id)
                 .join(Account, Account.id == LedgerEntry.account_id)
                 .where(LedgerEntry.transaction_id == original.id)
             ).all()
-            legs = [
+            legs = tuple(
                 Leg(-amount, user_id=user_id) if user_id else Leg(-amount, account_id=account_id)
                 for amount, account_id, user_id in entries
-            ]
-            return self._ledger.post(
-                uow,
+            )
+            return Posting(
                 type="reversal",
+                legs=legs,
+                created_by=actor.user_id,
                 from_user_id=original.to_user_id,
                 to_user_id=original.from_user_id,
                 description=reason,
-                created_by=actor.user_id,
                 reverses=original.id,
-                legs=legs,
             )
 
-        return self._ledger.execute(operation, render, idempotency)
+        return self._ledger.execute(reversal, idempotency)
 
     def get(self, actor: Principal, transaction_id: str) -> TransactionView:
         with self._db.unit_of_work(write=False) as uow:
@@ -105,7 +103,7 @@ class TransactionService:
             # Someone else's transaction is answered exactly like a missing one.
             if row is None or not actor.may_act_for(row.from_user_id, row.to_user_id, read=True):
                 raise NotFound("no such transaction")
-            return TransactionView.of(row, self._ledger.reversed_by(uow, [row.id]).get(row.id))
+            return TransactionView.of(row, reversed_by(uow.session, [row.id]).get(row.id))
 
     def history(
         self, actor: Principal, user_id: str | None, type: str | None, limit: int, cursor: str | None

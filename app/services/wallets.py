@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.infrastructure.database import Database, DomainEvent
+from app.infrastructure.posting import ensure_wallet
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.errors import Forbidden
 from app.services.idempotency import IdempotencyRequest, Outcome
-from app.services.ledger import Ledger, Leg, Renderer
+from app.services.ledger import Ledger, Leg, Posting
 from app.services.principal import Principal, require_owner_or_admin
 
 _OWN_WALLET_ONLY = "you may only act on your own wallet"
@@ -45,9 +47,9 @@ class WalletService:
                 self._ledger.require_user(uow, user_id, "user_id", active=False)
         if account is None:  # a user from before wallets existed: its wallet starts now
             with self._db.unit_of_work() as uow:
-                account = self._ledger.ensure_wallet(uow, user_id)
+                account = ensure_wallet(uow.session, user_id)
                 uow.commit()
-        balance = Balance(user_id, account.balance, account.updated_at, account.version)
+        balance = Balance(user_id, cast(int, account.balance), account.updated_at, account.version)
         self._balances.store(balance)
         return balance
 
@@ -57,24 +59,18 @@ class WalletService:
         user_id: str,
         amount: int,
         description: str | None,
-        render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
         if not actor.is_admin:
             raise Forbidden("only an admin may deposit")
+        legs = (Leg(-amount, account_id=ISSUANCE_ACCOUNT), Leg(amount, user_id=user_id, active=True))
 
-        def operation(uow):
-            return self._ledger.post(
-                uow,
-                type="deposit",
-                from_user_id=None,
-                to_user_id=user_id,
-                description=description,
-                created_by=actor.user_id,
-                legs=[Leg(-amount, account_id=ISSUANCE_ACCOUNT), Leg(amount, user_id=user_id, active=True)],
+        def posting(uow) -> Posting:
+            return Posting(
+                type="deposit", legs=legs, created_by=actor.user_id, to_user_id=user_id, description=description
             )
 
-        return self._ledger.execute(operation, render, idempotency)
+        return self._ledger.execute(posting, idempotency)
 
     def withdraw(
         self,
@@ -82,20 +78,14 @@ class WalletService:
         user_id: str,
         amount: int,
         description: str | None,
-        render: Renderer,
         idempotency: IdempotencyRequest | None = None,
     ) -> Outcome:
         require_owner_or_admin(actor, user_id, _OWN_WALLET_ONLY)
+        legs = (Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT))
 
-        def operation(uow):
-            return self._ledger.post(
-                uow,
-                type="withdrawal",
-                from_user_id=user_id,
-                to_user_id=None,
-                description=description,
-                created_by=actor.user_id,
-                legs=[Leg(-amount, user_id=user_id), Leg(amount, account_id=REDEMPTION_ACCOUNT)],
+        def posting(uow) -> Posting:
+            return Posting(
+                type="withdrawal", legs=legs, created_by=actor.user_id, from_user_id=user_id, description=description
             )
 
-        return self._ledger.execute(operation, render, idempotency)
+        return self._ledger.execute(posting, idempotency)

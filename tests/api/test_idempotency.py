@@ -6,18 +6,19 @@ and move nothing; the database is checked directly to prove money moved exactly 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from dependency_injector import providers
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app import build_container, create_app
 from app.cli import main as cli
 from app.infrastructure.tables import IdempotencyKey
-from app.services.idempotency import IdempotencyStore
+from app.services.idempotency import IdempotencyRequest, IdempotencyStore
 from app.services.passwords import Passwords
 from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
 
@@ -255,6 +256,38 @@ def test_already_reversed_is_stored_and_replayed(app, client, world):
     again = post(client, f"/transactions/{dep['id']}/reverse", {}, world.admin, key="again")
     assert again.status_code == 409 and again.headers[REPLAYED] == "true"
     assert again.get_json() == first.get_json()
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (201, {"id": "t-1", "type": "transfer", "amount": 3, "description": "stored before kinds"}),
+        (409, {"error": {"code": "insufficient_funds", "message": "low", "details": {"balance": 1, "requested": 3}}}),
+    ],
+)
+def test_a_record_stored_by_an_earlier_version_replays_as_stored(app, client, world, status, body):
+    """Records written before outcomes had kinds hold the HTTP status in status_code; they
+    (and the ones written now, which store the same) replay with it and their body."""
+    request = {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 3}
+    parsed = {**request, "description": None}  # as the route hands it over
+    fingerprint = IdempotencyRequest.of(world.alice["id"], "old", "POST", "/transactions", parsed).fingerprint
+    now = datetime.now(UTC)
+    with app.container.database().engine.begin() as conn:
+        conn.execute(
+            insert(IdempotencyKey).values(
+                user_id=world.alice["id"],
+                key="old",
+                request_hash=fingerprint,
+                status_code=status,
+                response_body=json.dumps(body),
+                created_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
+    snapshot = ledger_snapshot(app)
+    replay = post(client, "/transactions", request, world.alice_h, key="old")
+    assert (replay.status_code, replay.headers[REPLAYED], replay.get_json()) == (status, "true", body)
+    assert ledger_snapshot(app) == snapshot
 
 
 @pytest.mark.parametrize(

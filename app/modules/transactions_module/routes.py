@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
-from app.http.idempotency import RENDERER, idempotency_request, outcome_response
+from app.http.idempotency import idempotency_request, outcome_response
 from app.schemas.common import page_schema
 from app.schemas.ledger import HistoryQuerySchema, ReverseSchema, TransactionSchema, TransferSchema
 from app.services.transactions import TransactionService
@@ -35,7 +35,6 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
                 body["to_user_id"],
                 body["amount"],
                 body["description"],
-                RENDERER,
                 idempotency_request(actor.user_id, body),
             )
         )
@@ -64,9 +63,7 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
         """Post the mirror image of a transaction (admin, once)."""
         actor = guard.principal()
         return outcome_response(
-            transactions.reverse(
-                actor, transaction_id, body["reason"], RENDERER, idempotency_request(actor.user_id, body)
-            )
+            transactions.reverse(actor, transaction_id, body["reason"], idempotency_request(actor.user_id, body))
         )
 
     return blp

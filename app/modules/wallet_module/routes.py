@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
-from app.http.idempotency import RENDERER, idempotency_request, outcome_response
+from app.http.idempotency import idempotency_request, outcome_response
 from app.schemas.ledger import BalanceSchema, MoneyMovementSchema, TransactionSchema
 from app.services.wallets import WalletService
 
@@ -44,7 +44,6 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
                 body["user_id"],
                 body["amount"],
                 body["description"],
-                RENDERER,
                 idempotency_request(actor.user_id, body),
             )
         )
@@ -62,7 +61,6 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
                 body["user_id"],
                 body["amount"],
                 body["description"],
-                RENDERER,
                 idempotency_request(actor.user_id, body),
             )
         )
