@@ -18,6 +18,7 @@ from app.infrastructure.tables import Transaction, utcnow
 from app.services import errors
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.idempotency import IdempotencyRequest, IdempotencyStore, Outcome, OutcomeKind
+from app.vocabulary import TransactionType
 
 # Refusals that are business outcomes: stored under an idempotency key and replayed as-is.
 STORED_REFUSALS = (errors.InsufficientFunds, errors.AlreadyReversed)
@@ -66,7 +67,7 @@ class Leg:
 class Posting:
     """One balanced money movement: a transaction and its legs, refused when built unbalanced."""
 
-    type: str
+    type: TransactionType
     legs: tuple[Leg, ...]
     created_by: str
     from_user_id: str | None = None

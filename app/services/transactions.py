@@ -14,6 +14,7 @@ from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Posting, TransactionView
 from app.services.pagination import decode_cursor, encode_cursor
 from app.services.principal import Principal, require_owner_or_admin
+from app.vocabulary import TransactionType
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class TransactionService:
 
         def posting(uow) -> Posting:
             return Posting(
-                type="transfer",
+                type=TransactionType.TRANSFER,
                 legs=legs,
                 created_by=actor.user_id,
                 from_user_id=from_user_id,
@@ -72,7 +73,7 @@ class TransactionService:
             original = uow.session.scalar(select(Transaction).where(Transaction.id == transaction_id).with_for_update())
             if original is None:
                 raise NotFound("no such transaction")
-            if original.type == "reversal":
+            if original.type == TransactionType.REVERSAL:
                 raise ValidationFailed.field("transaction_id", "a reversal cannot itself be reversed")
             if reversed_by(uow.session, [original.id]):
                 raise AlreadyReversed()
@@ -86,7 +87,7 @@ class TransactionService:
                 for amount, account_id, user_id in entries
             )
             return Posting(
-                type="reversal",
+                type=TransactionType.REVERSAL,
                 legs=legs,
                 created_by=actor.user_id,
                 from_user_id=original.to_user_id,

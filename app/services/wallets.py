@@ -16,6 +16,7 @@ from app.services.errors import Forbidden
 from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Posting
 from app.services.principal import Principal, require_owner_or_admin
+from app.vocabulary import TransactionType
 
 _OWN_WALLET_ONLY = "you may only act on your own wallet"
 
@@ -67,7 +68,11 @@ class WalletService:
 
         def posting(uow) -> Posting:
             return Posting(
-                type="deposit", legs=legs, created_by=actor.user_id, to_user_id=user_id, description=description
+                type=TransactionType.DEPOSIT,
+                legs=legs,
+                created_by=actor.user_id,
+                to_user_id=user_id,
+                description=description,
             )
 
         return self._ledger.execute(posting, idempotency)
@@ -85,7 +90,11 @@ class WalletService:
 
         def posting(uow) -> Posting:
             return Posting(
-                type="withdrawal", legs=legs, created_by=actor.user_id, from_user_id=user_id, description=description
+                type=TransactionType.WITHDRAWAL,
+                legs=legs,
+                created_by=actor.user_id,
+                from_user_id=user_id,
+                description=description,
             )
 
         return self._ledger.execute(posting, idempotency)

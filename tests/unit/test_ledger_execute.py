@@ -18,6 +18,7 @@ from app.services.errors import (
 )
 from app.services.idempotency import IdempotencyRequest, OutcomeKind
 from app.services.ledger import Ledger, Leg, Posting
+from app.vocabulary import TransactionType
 from tests.unit.fakes import FakeBalances, FakeDatabase, FakeIdempotencyStore, FakeRenderer, FakeWriter, key_taken
 
 
@@ -37,7 +38,7 @@ class World:
 
         def prepare(uow) -> Posting:
             made = Posting(
-                type="transfer",
+                type=TransactionType.TRANSFER,
                 legs=(Leg(-amount, user_id="alice", field="from_user_id"), Leg(amount, user_id="bob", active=True)),
                 created_by="alice",
                 from_user_id="alice",

@@ -8,10 +8,11 @@ import pytest
 
 from app.infrastructure.posting import NotAsSent, PipelinedWriter, writer_for
 from app.services.ledger import Leg, Posting, TransactionView
+from app.vocabulary import TransactionType
 
 
 def posting(*legs: Leg) -> Posting:
-    return Posting(type="transfer", legs=legs, created_by="admin")
+    return Posting(type=TransactionType.TRANSFER, legs=legs, created_by="admin")
 
 
 def test_a_posting_without_legs_is_refused():
