@@ -91,6 +91,9 @@ class Posting:
         object.__setattr__(self, "wallet_legs", tuple(wallets))
 
 
+Prepare = Callable[[UnitOfWork], Posting]  # a use case's: the one posting to write, given the unit
+
+
 class Renderer(Protocol):
     """An outcome's body (the HTTP edge's wire format; stored verbatim for replays)."""
 
@@ -99,7 +102,8 @@ class Renderer(Protocol):
 
 
 class Ledger:
-    """Runs money movements: each one posting, in one unit of work, idempotent under a key."""
+    """Runs money movements: each one posting, in one unit of work, idempotent under a key;
+    `writer` goes first, `step_by_step` redoes what it reports as not written as sent."""
 
     def __init__(
         self,
@@ -110,11 +114,10 @@ class Ledger:
         writer: sql.PostingWriter,
         step_by_step: sql.PostingWriter,
     ) -> None:
-        """writer goes first; step_by_step redoes what it reports as not written as sent."""
         self._db, self._idempotency, self._balances = database, idempotency, balances
         self._renderer, self._writer, self._step_by_step = renderer, writer, step_by_step
 
-    def execute(self, prepare: Callable[[UnitOfWork], Posting], key: IdempotencyRequest | None = None) -> Outcome:
+    def execute(self, prepare: Prepare, key: IdempotencyRequest | None = None) -> Outcome:
         """Write the one posting prepare(uow) returns (it may read, lock and refuse first).
 
         The key is not looked up first: its record goes in with the posting under a unique
@@ -145,13 +148,15 @@ class Ledger:
                     raise
                 return stored
 
-    def _run(self, prepare, key: IdempotencyRequest | None, take_over: bool) -> Outcome:
+    def _run(self, prepare: Prepare, key: IdempotencyRequest | None, take_over: bool) -> Outcome:
         try:
             return self._attempt(prepare, key, take_over, self._writer)
         except sql.NotAsSent:
             return self._attempt(prepare, key, take_over, self._step_by_step)
 
-    def _attempt(self, prepare, key: IdempotencyRequest | None, take_over: bool, writer) -> Outcome:
+    def _attempt(
+        self, prepare: Prepare, key: IdempotencyRequest | None, take_over: bool, writer: sql.PostingWriter
+    ) -> Outcome:
         with self._db.unit_of_work() as uow:
             try:
                 posting = prepare(uow)
