@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import flask_smorest
-from apispec import BasePlugin
 from flask import abort, request, send_from_directory
 from marshmallow import Schema, fields
+from werkzeug.routing import BaseConverter
 
+from app.http.body import MAX_DEPTH, require_json_object
+from app.http.docs import DocumentedConventions
 from app.http.errors import error_response, register_error_handlers
 from app.schemas.common import EnumString
 
-BODY_METHODS = {"POST", "PUT", "PATCH"}
+__all__ = ["CreditApi", "api_settings", "refuse_nul_in_path", "require_json_object"]
 
 
 class ErrorDetailSchema(Schema):
@@ -47,15 +47,6 @@ def swagger_ui_asset(filename: str):
     return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
-class SortedResponses(BasePlugin):
-    """List each operation's responses by status code, whichever decorator documented them."""
-
-    def operation_helper(self, path=None, operations=None, **kwargs):
-        for operation in (operations or {}).values():
-            if isinstance(operation, dict) and isinstance(operation.get("responses"), dict):
-                operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda item: str(item[0])))
-
-
 def enum_component(converter, field: fields.Field, ret: dict, **kwargs) -> dict:
     """apispec attribute function: an EnumString field is a $ref to its enum's one component.
 
@@ -79,18 +70,43 @@ def enum_component(converter, field: fields.Field, ret: dict, **kwargs) -> dict:
     return {"allOf": [ref], "description": description} if description else ref
 
 
+class IdConverter(BaseConverter):
+    """`<id:name>`: a resource id in a path, 1-64 characters, and never the word `me`.
+
+    `/users/me` is the caller's own route and answers GET only; without this, `/users/<id>`
+    would match `me` for PATCH and DELETE, so OPTIONS advertised methods that then failed
+    (403 "not your account", 404). Now they are 405 with `Allow: GET, HEAD, OPTIONS`.
+    """
+
+    regex = r"(?!me$)[^/]{1,64}"
+    SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64}
+
+
 class CreditApi(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
     # No catch-all `default` response: every operation lists the statuses it answers with
     # (app.http.docs.errors), so a client and a contract test can rely on the list.
     DEFAULT_ERROR_RESPONSE_NAME = None
 
+    def init_app(self, app, *args, **kwargs):
+        app.url_map.converters["id"] = IdConverter
+        super().init_app(app, *args, **kwargs)
+        self.register_converter(IdConverter, lambda converter: dict(IdConverter.SCHEMA))
+
     def _register_error_handlers(self):
         register_error_handlers(self._app)
 
     def _init_spec(self, *, extra_plugins=None, **kwargs):
-        super()._init_spec(extra_plugins=[*(extra_plugins or ()), SortedResponses()], **kwargs)
+        super()._init_spec(extra_plugins=[*(extra_plugins or ()), DocumentedConventions()], **kwargs)
         self.ma_plugin.converter.add_attribute_function(enum_component)
+
+    def register_blueprint(self, blp, **options):
+        """Register a blueprint, and the tags its routes use besides its own (Blueprint(tags=...))."""
+        super().register_blueprint(blp, **options)
+        listed = {tag["name"] for tag in self.spec._tags}
+        for name, description in getattr(blp, "extra_tags", {}).items():
+            if name not in listed:
+                self.spec.tag({"name": name, "description": description})
 
     def _register_pagination_header(self):
         """Pages are `{items, next_cursor}` bodies (app.schemas.common.page_schema), not headers."""
@@ -115,29 +131,30 @@ def refuse_nul_in_path():
     return None
 
 
-def require_json_object():
-    """A body that is not JSON, or not a JSON object, is a 400 before any view runs."""
-    if request.method not in BODY_METHODS:
-        return None
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return None
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return error_response(400, "bad_request", "the request body is not valid JSON")
-    if not isinstance(body, dict):
-        return error_response(400, "bad_request", "the request body must be a JSON object")
-    return None
-
-
-API_DESCRIPTION = """A double-entry credit ledger: users, wallets, transfers, history and reversals.
+API_DESCRIPTION = f"""A double-entry credit ledger: users, wallets, transfers, history and reversals.
 
 - JSON in and out. Amounts and balances are JSON integers in credits, 1..1000000000000.
 - Authenticate with `Authorization: Bearer <access_token>` from `POST /auth/login`.
-- Every 4xx and 5xx answer has the body `{"error": {"code", "message", "details"}}`; each
-  operation lists its statuses and the error codes each can carry.
+- Every 4xx and 5xx answer has the body `{{"error": {{"code", "message", "details"}}}}`; each
+  operation lists its statuses, and each status's body lists the codes it can carry.
 - Lists are newest first and cursor-paginated (`limit`, `cursor` -> `next_cursor`).
+
+Requests:
+- A body is sent with `Content-Type: application/json`; any other media type is 415
+  `unsupported_media_type`. A body that is not JSON (`NaN` and `Infinity` are not JSON), not an
+  object, or nested deeper than {MAX_DEPTH} levels is 400 `bad_request`. An operation whose
+  `requestBody` is required answers an empty body with 400; one whose body is optional reads
+  an empty body as `{{}}`.
+- A string holding an unpaired UTF-16 surrogate (`"\\ud800"`) is 422 `validation_error` on its field.
+- A body over the limit is 413 `payload_too_large` with `details.limit_bytes`; there is no
+  `Retry-After`, as the same body will never fit.
+- An operation that declares query parameters answers any other one with 422
+  `validation_error` (`{{"limt": ["Unknown field."]}}`), so a typo is not silently ignored;
+  an operation without query parameters (health, metrics) ignores the query string.
+- `X-Request-ID` (optional) is echoed on every response; one is generated when absent.
+- Every 201 carries `Location`, the created resource's URL.
+- A path no operation serves is 404 `not_found`; a method a path does not serve is 405
+  `method_not_allowed` with `Allow` (components `NotFound`, `MethodNotAllowed`).
 
 Browse this document at `/docs`; the document itself is `/openapi.json`.
 """
@@ -158,6 +175,7 @@ def api_settings(app) -> None:
         "API_SPEC_OPTIONS",
         {
             "info": {"description": API_DESCRIPTION},
+            "servers": [{"url": "/"}],
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },

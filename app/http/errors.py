@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -31,9 +31,11 @@ class ErrorDoc(NamedTuple):
 EDGE_ERRORS: dict[str, ErrorDoc] = {
     "bad_request": ErrorDoc(400, "the body is not valid JSON, or not a JSON object", {}),
     "method_not_allowed": ErrorDoc(405, "the resource does not answer this method; `Allow` lists those it does", {}),
-    "payload_too_large": ErrorDoc(413, "the body is larger than the server accepts", {}),
+    "payload_too_large": ErrorDoc(
+        413, "the body is larger than the server accepts; `details.limit_bytes` is the limit", {"limit_bytes": 65536}
+    ),
     "uri_too_long": ErrorDoc(414, "the request line (path and query string) is longer than the server accepts", {}),
-    "unsupported_media_type": ErrorDoc(415, "the body's media type is not one the server accepts", {}),
+    "unsupported_media_type": ErrorDoc(415, "a body sent without `Content-Type: application/json`", {}),
     "internal_error": ErrorDoc(500, "an unexpected failure; the body never carries a stack trace or SQL", {}),
     "module_unavailable": ErrorDoc(
         503,
@@ -42,6 +44,14 @@ EDGE_ERRORS: dict[str, ErrorDoc] = {
     ),
     "service_unavailable": ErrorDoc(503, "a required backend (the database) is unavailable; retry later", {}),
 }
+
+
+class BodyRefused(Exception):
+    """A request body the API cannot use (app.http.body): answered with `status` and `code`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def _declaring_codes(cls: type[DomainError]) -> Iterator[type[DomainError]]:
@@ -129,6 +139,10 @@ def handle_domain_error(exc: DomainError) -> Response:
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 
+def handle_body_refused(exc: BodyRefused) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
 def handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     if status >= 500 and status != 503:
@@ -136,6 +150,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
     code = CODE_BY_HTTP_STATUS.get(status, "bad_request")
     data = getattr(exc, "data", None) or {}
     details = _validation_details(data) if status in (400, 422) else {}
+    if status == 413:  # no Retry-After: the same body will never fit
+        details = {"limit_bytes": current_app.config["MAX_CONTENT_LENGTH"]}
     message = {
         400: "the request body is not valid JSON" if status == 400 and details else "bad request",
         404: "no such resource",
@@ -167,6 +183,7 @@ def handle_unexpected(exc: BaseException) -> Response:
 
 def register_error_handlers(app) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(BodyRefused, handle_body_refused)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_database_error)

@@ -50,7 +50,7 @@ def build_health_blueprint(manager) -> Blueprint:
     @blp.response(200, ModulesStatusSchema)
     @errors(backend=False)
     @blp.doc(summary="Load order and each module's status, dependencies and init time")
-    def modules_status():
+    def module_status():
         return jsonify(manager.status_report(include_reasons=viewer_is_admin()))
 
     @blp.route("/modules/<string(maxlength=64):name>/health")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 from app.http.errors import STATUS_BY_CODE
 from app.schemas.ledger import TransactionSchema
@@ -49,9 +49,17 @@ def idempotency_request(user_id: str, body: dict) -> IdempotencyRequest | None:
     return IdempotencyRequest.of(user_id, key, request.method, request.path, body)
 
 
+# Where every money movement can be read (transactions_module); the Location of their 201s.
+TRANSACTION_ENDPOINT = "transactions.get_transaction"
+TRANSACTION_URL = "/transactions/{}"
+
+
 def outcome_response(outcome: Outcome):
     response = jsonify(outcome.body)
     response.status_code = STATUS_BY_KIND[outcome.kind]
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    if response.status_code == 201 and TRANSACTION_ENDPOINT in current_app.view_functions:
+        # Formatted, not url_for: this is the hot path, and tests hold the two equal.
+        response.headers["Location"] = TRANSACTION_URL.format(outcome.body["id"])
     return response

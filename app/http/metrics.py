@@ -18,6 +18,7 @@ def build_metrics_blueprint(metrics: Metrics, manager: ModuleManager) -> Bluepri
     @blp.route("/metrics")
     @errors(backend=False)
     @blp.doc(
+        operationId="metrics",
         summary="Prometheus metrics: requests by module, route, method and status; module health",
         responses={
             200: {

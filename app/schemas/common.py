@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from app.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -65,12 +65,27 @@ def Description() -> fields.String:
     )
 
 
-class PageQuerySchema(Schema):
+class QuerySchema(Schema):
+    """Query parameters: an absent one is None for the view.
+
+    Not `load_default=None`, which the OpenAPI document would show as `nullable` with
+    `default: null`: a query string cannot carry null, and generated clients then typed
+    every optional parameter as `None | str | Unset`.
+    """
+
+    @post_load
+    def absent_is_none(self, data: dict, **kwargs: Any) -> dict:
+        return {name: data.get(name) for name, field in self.load_fields.items()} | data
+
+
+class PageQuerySchema(QuerySchema):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = fields.String(
-        load_default=None,
         validate=[validate.Length(max=512), validate.Regexp(r"^[A-Za-z0-9_-]*$", error="invalid cursor")],
-        metadata={"description": "`next_cursor` of the previous page (opaque)"},
+        metadata={
+            "description": "`next_cursor` of the previous page (opaque). A cursor this server did not "
+            "issue is 422 `validation_error`"
+        },
     )
 
 

@@ -17,8 +17,11 @@ class MoneyMovementSchema(Schema):
 
 
 class TransferSchema(Schema):
+    class Meta:
+        description = "`to_user_id` must differ from `from_user_id` (else 422 `validation_error`)"
+
     from_user_id = UserId()
-    to_user_id = UserId()
+    to_user_id = UserId(metadata={"description": "Must differ from `from_user_id`"})
     amount = Amount()
     description = Description()
 
@@ -28,9 +31,11 @@ class ReverseSchema(Schema):
 
 
 class HistoryQuerySchema(PageQuerySchema):
-    user_id = fields.String(load_default=None, validate=[validate.Length(min=1, max=64), no_nul])
-    # Absent means every type; a query string cannot send null.
-    type = EnumString(TransactionType, load_default=None, allow_none=False)
+    user_id = fields.String(
+        validate=[validate.Length(min=1, max=64), no_nul],
+        metadata={"description": "Whose transactions (default: the caller's; another user's needs admin)"},
+    )
+    type = EnumString(TransactionType, metadata={"description": "Only this type (default: every type)"})
 
 
 class TransactionSchema(Schema):

@@ -18,7 +18,7 @@ def test_wrong_method_is_405_with_allow(client):
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"42", b"\xff\xfe"])
 def test_malformed_or_non_object_json_is_400(client, body):
-    response = client.post("/livez", data=body, content_type="application/json")
+    response = client.post("/auth/login", data=body, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "bad_request"
 

@@ -70,7 +70,7 @@ def test_openapi_lists_each_enum_once_and_refers_to_it(client):
 
     type_ref, role_ref = {"$ref": "#/components/schemas/TransactionType"}, {"$ref": "#/components/schemas/Role"}
     assert schemas["Transaction"]["properties"]["type"] == type_ref
-    (query,) = [p for p in spec["paths"]["/transactions"]["get"]["parameters"] if p["name"] == "type"]
+    (query,) = [p for p in spec["paths"]["/transactions"]["get"]["parameters"] if p.get("name") == "type"]
     assert query["schema"] == type_ref
     assert schemas["User"]["properties"]["role"] == role_ref
     assert schemas["UserUpdate"]["properties"]["role"] == {"allOf": [role_ref], "description": "Admin only"}

@@ -43,7 +43,7 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     @blp.arguments(HistoryQuerySchema, location="query")
     @blp.response(200, TransactionPageSchema)
     @errors("forbidden", "not_found", "validation_error", auth=True)
-    def history(query):
+    def list_transactions(query):
         """Transactions touching a user (default: the caller), newest first."""
         page = transactions.history(guard.principal(), query["user_id"], query["type"], query["limit"], query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
@@ -56,10 +56,10 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
         return transactions.get(guard.principal(), transaction_id)
 
     @blp.route("/<string(maxlength=64):transaction_id>/reverse", methods=["POST"])
-    @blp.arguments(ReverseSchema)
+    @blp.arguments(ReverseSchema, required=False)
     @blp.response(201, TransactionSchema)
     @errors("forbidden", "not_found", "already_reversed", "insufficient_funds", auth=True, body=True, idempotent=True)
-    def reverse(body, transaction_id):
+    def reverse_transaction(body, transaction_id):
         """Post the mirror image of a transaction (admin, once)."""
         actor = guard.principal()
         return outcome_response(

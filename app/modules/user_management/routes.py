@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import request, url_for
 
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
@@ -16,17 +16,18 @@ UserPageSchema = page_schema(UserSchema, "UserPage")
 
 
 def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -> Blueprint:
-    blp = Blueprint("users", __name__, description="Users and authentication")
+    blp = Blueprint("users", __name__, description="Users", tags={"auth": "Logging in and out: bearer tokens"})
 
     @blp.route("/users", methods=["POST"])
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
     @errors("username_taken", "email_taken", body=True)
-    def register(body):
+    def create_user(body):
         """Register a user (its wallet is created with it)."""
-        return users.register(body["username"], body["email"], body["password"])
+        user = users.register(body["username"], body["email"], body["password"])
+        return user, {"Location": url_for("users.get_user", user_id=user.id)}
 
-    @blp.route("/auth/login", methods=["POST"])
+    @blp.route("/auth/login", methods=["POST"], tags=["auth"])
     @blp.arguments(LoginSchema)
     @blp.response(200, TokenSchema)
     @errors("invalid_credentials", "rate_limited", body=True)
@@ -35,9 +36,9 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
         token = auth.login(body["username"], body["password"], request.remote_addr or "unknown")
         return {"access_token": token, "token_type": "Bearer", "expires_in": auth.token_ttl}
 
-    @blp.route("/auth/logout", methods=["POST"])
+    @blp.route("/auth/logout", methods=["POST"], tags=["auth"])
     @blp.response(204)
-    @errors("bad_request", "payload_too_large", auth=True)
+    @errors("bad_request", "payload_too_large", "unsupported_media_type", auth=True)
     def logout():
         """Revoke the token this request carries, in every server process."""
         auth.logout(*guard.session())
@@ -45,7 +46,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.route("/users/me")
     @blp.response(200, UserSchema)
     @errors(auth=True)
-    def me():
+    def get_current_user():
         """The caller's own user."""
         principal = guard.principal()
         return users.get(principal, principal.user_id)
@@ -59,14 +60,14 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
         page = users.list(guard.admin(), query["limit"], query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
-    @blp.route("/users/<string(maxlength=64):user_id>")
+    @blp.route("/users/<id:user_id>")
     @blp.response(200, UserSchema)
     @errors("forbidden", "not_found", auth=True)
     def get_user(user_id):
         """One user (self or admin)."""
         return users.get(guard.principal(), user_id)
 
-    @blp.route("/users/<string(maxlength=64):user_id>", methods=["PATCH"])
+    @blp.route("/users/<id:user_id>", methods=["PATCH"])
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
     @errors("invalid_credentials", "forbidden", "not_found", "email_taken", auth=True, body=True)
@@ -74,7 +75,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
         """Self: email, password (with current_password). Admin: also role and is_active."""
         return users.update(guard.principal(), user_id, changes)
 
-    @blp.route("/users/<string(maxlength=64):user_id>", methods=["DELETE"])
+    @blp.route("/users/<id:user_id>", methods=["DELETE"])
     @blp.response(204)
     @errors("forbidden", "not_found", auth=True)
     def deactivate_user(user_id):

@@ -16,7 +16,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     @blp.url_value_preprocessor
     def expect_reads(endpoint, values):
         """Runs before authenticate: a balance read rides on the token check's cache round trip."""
-        if endpoint == f"{blp.name}.balance" and values:
+        if endpoint == f"{blp.name}.get_balance" and values:
             wallets.expect_balance_read(values["user_id"])
 
     @blp.before_request
@@ -27,7 +27,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     @blp.route("/balance/<string(maxlength=64):user_id>")
     @blp.response(200, BalanceSchema)
     @errors("forbidden", "not_found", auth=True)
-    def balance(user_id):
+    def get_balance(user_id):
         """A wallet's balance (owner or admin)."""
         return wallets.balance(guard.principal(), user_id)
 
