@@ -39,7 +39,9 @@ import http
 from typing import Any
 
 from apispec import BasePlugin
+from apispec.ext.marshmallow.common import resolve_schema_instance
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from app.http.errors import ErrorDoc, error_catalog
 from app.http.idempotency import IDEMPOTENCY_DOC
@@ -278,6 +280,16 @@ class DocumentedConventions(BasePlugin):
                 self.spec.components.schema(name, ERROR_COMPONENTS[name])
             for value in schema.values():
                 self._register(value)
+
+    def schema_helper(self, name, definition, **kwargs) -> dict | None:
+        """A schema refusing unknown fields says so (`additionalProperties: false`), also when it
+        has a Meta.description (apispec then leaves it out)."""
+        schema = kwargs.get("schema")
+        if schema is None or "additionalProperties" in definition:
+            return None
+        if resolve_schema_instance(schema).unknown == RAISE:
+            return {"additionalProperties": False}
+        return None
 
     def operation_helper(self, path=None, operations=None, **kwargs) -> None:
         for operation in (operations or {}).values():

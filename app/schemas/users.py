@@ -25,9 +25,19 @@ class LoginSchema(Schema):
 
 
 class UserUpdateSchema(Schema):
+    class Meta:
+        description = (
+            "Self: `email`, `password` (changing one's own needs `current_password`: else 422, and 401 "
+            "when wrong). Admin: also `role` and `is_active`, and another user's `password` without it."
+        )
+
     email = fields.Email(validate=validate.Length(max=254))
     password = fields.String(load_only=True, validate=PASSWORD)
-    current_password = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
+    current_password = fields.String(
+        load_only=True,
+        validate=validate.Length(min=1, max=1024),
+        metadata={"description": "Required to change your own password"},
+    )
     role = EnumString(Role, metadata={"description": "Admin only"})
     is_active = StrictBoolean(metadata={"description": "Admin only"})
 
