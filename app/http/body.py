@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.http.errors import BodyRefused
@@ -102,31 +102,35 @@ def decode(raw: bytes) -> DecodedBody:
     return DecodedBody(value, unencodable)
 
 
-def _read() -> bytes:
-    """The raw body; one sent chunked past the limit is a 413 like one announced too large."""
-    raw = request.get_data(cache=True)
-    limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(raw) >= limit:
-        if request.environ["wsgi.input"].read(1):
+_KEY = "credit.json_body"  # where a request's decoded body is kept, in its WSGI environ
+_UNREAD = object()
+
+
+def _read(req) -> DecodedBody | None:
+    raw = req.get_data(cache=True)
+    # Sent chunked (no Content-Length), a body is cut at the limit: one byte more means too large.
+    if raw and not req.environ.get("CONTENT_LENGTH"):
+        limit = req.max_content_length
+        if limit is not None and len(raw) >= limit and req.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
-    return raw
+    if not raw.strip():
+        return None
+    if not req.is_json:
+        raise BodyRefused(
+            415,
+            "unsupported_media_type",
+            f"send the body as JSON with 'Content-Type: application/json' (not {req.mimetype or 'none'})",
+        )
+    return decode(raw)
 
 
 def request_body() -> DecodedBody | None:
     """This request's body, decoded once (None when there is none); BodyRefused when unusable."""
-    if "json_body" not in g:
-        raw = _read()
-        if not raw.strip():
-            g.json_body = None
-        elif not request.is_json:
-            raise BodyRefused(
-                415,
-                "unsupported_media_type",
-                f"send the body as JSON with 'Content-Type: application/json' (not {request.mimetype or 'none'})",
-            )
-        else:
-            g.json_body = decode(raw)
-    return g.json_body
+    req = request._get_current_object()  # one context lookup, not one per attribute
+    body = req.environ.get(_KEY, _UNREAD)
+    if body is _UNREAD:
+        body = req.environ[_KEY] = _read(req)
+    return body
 
 
 def _body_required(endpoint: str) -> bool:
@@ -138,7 +142,8 @@ def _body_required(endpoint: str) -> bool:
 
 def require_json_object() -> None:
     """Before any view: a body is JSON and an object, and present where the operation requires one."""
-    if request.method not in BODY_METHODS or request.routing_exception is not None:
+    req = request._get_current_object()
+    if req.method not in BODY_METHODS or req.routing_exception is not None:
         return  # no body to read, or a 404/405 answers first
-    if request_body() is None and _body_required(request.url_rule.endpoint):
+    if request_body() is None and _body_required(req.url_rule.endpoint):
         raise BodyRefused(400, "bad_request", "this operation requires a JSON object as the request body")

@@ -382,3 +382,15 @@ def test_docs_page_is_served_with_local_assets_only(client):
     assert '"url": "/openapi.json"' in html.replace("url: ", '"url": ')
     missing = client.get("/docs/assets/index.html")  # the package's own page, not served
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+
+
+def test_request_bodies_say_unknown_fields_are_refused(spec):
+    """additionalProperties: false on every body schema, Transfer's (with a Meta.description) too."""
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]
+        for _, _, operation in _operations(spec)
+        if "requestBody" in operation
+    ]
+    assert {"#/components/schemas/Transfer", "#/components/schemas/UserUpdate"} <= {ref["$ref"] for ref in bodies}
+    for ref in bodies:
+        assert _component(spec, ref)["additionalProperties"] is False, ref
