@@ -50,10 +50,11 @@ def _depth_and_surrogates(value: Any) -> tuple[int, list[str]]:
         if isinstance(node, dict):
             depth = max(depth, level + 1)
             for key, item in node.items():
-                top = field if field is not None else key
-                if not _encodable(key):
-                    flagged.append("_schema" if field is None else field)
-                stack.append((item, level + 1, top))
+                named = _encodable(key)
+                if not named:
+                    flagged.append(field if field is not None else "_schema")
+                # A field's errors are reported under its name, or under _schema when the name is the problem.
+                stack.append((item, level + 1, field if field is not None else key if named else "_schema"))
         elif isinstance(node, list):
             depth = max(depth, level + 1)
             stack.extend((item, level + 1, field) for item in node)
