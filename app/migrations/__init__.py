@@ -1,0 +1,1 @@
+"""Alembic migrations: env.py and the revision scripts, shipped in the package."""
