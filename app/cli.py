@@ -216,8 +216,10 @@ def check() -> None:
     "--graph",
     "graph_format",
     type=click.Choice(["dot", "mermaid"]),
+    is_flag=False,
+    flag_value="dot",
     default=None,
-    help="Print the dependency graph instead of the table.",
+    help="Print the dependency graph instead of the table (DOT when no format is given).",
 )
 def modules(graph_format: str | None) -> None:
     """Modules, their status, dependencies and load order."""

@@ -250,6 +250,13 @@ def test_modules_graph_dot(cli):
         assert f'  "{name}";' in text.splitlines()
 
 
+def test_modules_graph_without_a_format_prints_dot(cli):
+    result = cli("modules", "--graph")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == cli("modules", "--graph", "dot").stdout
+    assert result.stdout.startswith("digraph modules {")
+
+
 def test_modules_graph_marks_disabled_modules(cli):
     result = cli("modules", "--graph", "dot", CREDIT_MODULES_DISABLED="transactions_module")
     assert '  "transactions_module" [style=dashed];' in result.stdout.splitlines()
