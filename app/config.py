@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import get_type_hints
@@ -11,6 +13,7 @@ from typing import get_type_hints
 import yaml  # type: ignore[import-untyped]
 
 from app.infrastructure.cache import check_cache_url
+from app.infrastructure.database_url import check_database_url
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,38 @@ class Settings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# Each setting's environment variable; the YAML file uses the setting names themselves.
+SETTING_VARIABLES = {f"CREDIT_{f.name.upper()}": f.name for f in fields(Settings)}
+# CREDIT_* variables that are not settings: the settings file, and the test suite's, the
+# fuzzer's and the bench's own knobs. Any other CREDIT_* name is a typo, reported by
+# unknown_variables() (a misspelled setting is otherwise silently replaced by its default).
+OTHER_VARIABLES = frozenset({"CREDIT_CONFIG"})
+OTHER_VARIABLE_PREFIXES = ("CREDIT_TEST_", "CREDIT_BENCH_", "CREDIT_FUZZ_")
+
+
+def _closest(name: str, known: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _did_you_mean(match: str | None) -> str:
+    return f" (did you mean {match}?)" if match else ""
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per CREDIT_* variable that is neither a setting nor one of OTHER_VARIABLES."""
+    env = os.environ if environ is None else environ
+    # Compared without the prefix they share, which would make any two names look alike.
+    known = {name.removeprefix("CREDIT_"): name for name in (*SETTING_VARIABLES, *OTHER_VARIABLES)}
+    messages = []
+    for name in sorted(env):
+        if not name.startswith("CREDIT_") or name in known.values() or name.startswith(OTHER_VARIABLE_PREFIXES):
+            continue
+        match = _closest(name.removeprefix("CREDIT_"), known)
+        messages.append(f"unknown variable {name} is ignored{_did_you_mean(known.get(match or ''))}")
+    return messages
 
 
 def _split(value) -> tuple[str, ...]:
@@ -83,19 +118,24 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError(f"CREDIT_CONFIG {config_file} must hold a mapping")
         raw.update({str(k).lower().removeprefix("credit_"): v for k, v in loaded.items()})
-    known = {f.name for f in fields(Settings)}
-    for name in known:
-        value = env.get(f"CREDIT_{name.upper()}")
+    for variable, name in SETTING_VARIABLES.items():
+        value = env.get(variable)
         if value not in (None, ""):
             raw[name] = value
     raw.update(overrides)
-    unknown = set(raw) - known
+    known = SETTING_VARIABLES.values()
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        listed = ", ".join(key + _did_you_mean(_closest(key, known)) for key in unknown)
+        raise ConfigError(f"unknown configuration keys: {listed}")
 
     instance = Path(raw.get("instance_path") or default_instance_path())
     raw["instance_path"] = str(instance)
     raw.setdefault("database_url", f"sqlite:///{instance / 'credit.sqlite3'}")
+    try:
+        raw["database_url"] = check_database_url(str(raw["database_url"]))
+    except ValueError as exc:
+        raise ConfigError(f"CREDIT_DATABASE_URL: {exc}") from exc
     if not raw.get("secret_key"):
         raw["secret_key"] = _dev_secret(instance)
         raw["secret_key_generated"] = True
