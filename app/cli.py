@@ -7,15 +7,28 @@ import sys
 
 import click
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, load_settings, unknown_variables
 from app.kernel.findings import WiringError
 
+log = logging.getLogger(__name__)
 
-def _settings():
+
+def _settings(warn: bool = True):
+    """The settings from the environment; a CREDIT_* name that is no setting is logged as a warning."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    for message in unknown_variables() if warn else ():
+        log.warning("%s", message)
+    return settings
+
+
+def _database_line(settings) -> str:
+    """Which database a command looks at (a misspelled variable would have replaced it silently)."""
+    from app.infrastructure.database_url import masked_url
+
+    return f"database: {masked_url(settings.database_url)}"
 
 
 class _Cli(click.Group):
@@ -24,8 +37,12 @@ class _Cli(click.Group):
     def invoke(self, ctx):
         from sqlalchemy.exc import DBAPIError
 
+        from app.infrastructure.migrations import SchemaNotCurrent
+
         try:
             return super().invoke(ctx)
+        except SchemaNotCurrent as exc:
+            raise click.ClickException(str(exc)) from None
         except DBAPIError as exc:
             hint = (
                 " (has `credit-system db upgrade` been run?)"
@@ -139,7 +156,9 @@ def ledger_verify() -> None:
     from app import build_container
     from app.services.ledger_verify import LedgerVerifier
 
-    container = build_container(_settings())
+    settings = _settings()
+    click.echo(_database_line(settings))
+    container = build_container(settings)
     try:
         report = LedgerVerifier(container.database()).verify()
     finally:
@@ -184,13 +203,30 @@ def purge() -> None:
     click.echo(f"purged {keys} idempotency key(s) and {tokens} revoked token(s)")
 
 
+def _database_problem(container) -> str | None:
+    """Why the configured database cannot serve (unreachable, schema not migrated), or None."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    database = container.database()
+    try:
+        return database.schema().advice
+    except SQLAlchemyError as exc:
+        cause = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()[0]
+        return f"database unreachable: {cause}"
+    finally:
+        database.dispose()
+
+
 @main.command()
 def check() -> None:
-    """Build the container and run every wiring check without serving."""
+    """Build the container and run every wiring check without serving; check the database too."""
     from app import build_container, create_app, plan_modules
 
-    settings = _settings()
-    plan = plan_modules(build_container(settings), settings)
+    settings = _settings(warn=False)  # reported below instead
+    click.echo(_database_line(settings))
+    container = build_container(settings)
+    problems = [*unknown_variables(), *filter(None, [_database_problem(container)])]
+    plan = plan_modules(container, settings)
     findings = list(plan.findings)
     failed = []
     if not plan.errors:
@@ -205,8 +241,11 @@ def check() -> None:
         click.echo(str(finding))
     for name, reason in failed:
         click.echo(f"module {name} failed to initialize: {reason}")
-    if findings or failed:
-        click.echo(f"{len(findings)} finding(s), {len(failed)} failed module(s)")
+    for problem in problems:
+        click.echo(problem)
+    if findings or failed or problems:
+        summary = f"{len(findings)} finding(s), {len(failed)} failed module(s)"
+        click.echo(summary + (f", {len(problems)} configuration problem(s)" if problems else ""))
         sys.exit(1)
     click.echo(f"ok: {len(plan.load_order)} modules, load order: {' -> '.join(plan.load_order)}")
 

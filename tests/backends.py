@@ -44,10 +44,11 @@ class PostgresDatabase:
         self.url = f"{base}/{self.name}"
         self._admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
 
-    def create(self) -> str:
+    def create(self, migrate: bool = True) -> str:
         with self._admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        upgrade(self.url)
+        if migrate:
+            upgrade(self.url)
         self._engine = create_engine(self.url)
         return self.url
 

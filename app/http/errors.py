@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from app.infrastructure.migrations import SchemaNotCurrent
 from app.services.errors import DomainError, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ EDGE_ERRORS: dict[str, ErrorDoc] = {
         "the module serving this path failed to start, or depends on one that did; retry later",
         {"module": "wallet_module", "status": "failed"},
     ),
-    "service_unavailable": ErrorDoc(503, "a required backend (the database) is unavailable; retry later", {}),
+    "service_unavailable": ErrorDoc(
+        503, "a required backend (the database) is unavailable, or its schema is not migrated yet; retry later", {}
+    ),
 }
 
 
@@ -176,6 +179,16 @@ def handle_database_error(exc: DBAPIError | PoolTimeout) -> Response:
     return handle_unexpected(exc)
 
 
+def handle_schema_not_current(exc: SchemaNotCurrent) -> Response:
+    # The database answers, but not with the tables this code needs: say so, not "unavailable".
+    return error_response(
+        503,
+        "service_unavailable",
+        f"{exc.state.problem}; the service is waiting for an operator to migrate its database, retry later",
+        headers={"Retry-After": "30"},
+    )
+
+
 def handle_unexpected(exc: BaseException) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "an unexpected error occurred")
@@ -187,4 +200,5 @@ def register_error_handlers(app) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_database_error)
+    app.register_error_handler(SchemaNotCurrent, handle_schema_not_current)
     app.register_error_handler(Exception, handle_unexpected)

@@ -29,8 +29,10 @@ def build_health_blueprint(manager) -> Blueprint:
     @errors(backend=False)
     @blp.doc(summary="Readiness: 200 when every critical module is healthy (or degraded)")
     def readyz():
-        ready = manager.is_ready()
-        return jsonify({"status": "ready" if ready else "not_ready"}), 200 if ready else 503
+        ready, reason = manager.readiness()
+        if ready:
+            return jsonify({"status": "ready"})
+        return jsonify({"status": "not_ready", "reason": reason}), 503
 
     @blp.route("/health")
     @blp.response(200, HealthSchema, description="healthy, or degraded (e.g. the cache is down)")

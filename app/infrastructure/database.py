@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.infrastructure.migrations import SchemaNotCurrent, SchemaState, schema_state
 from app.infrastructure.tables import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -162,6 +164,11 @@ class UnitOfWork:
         self.session.rollback()
 
 
+# While the schema is not the one the code needs, how often a unit of work reads it again
+# (so a server started before `credit-system db upgrade` serves as soon as it has run).
+SCHEMA_RECHECK_SECONDS = 1.0
+
+
 class Database:
     """The shared engine and the factory for units of work."""
 
@@ -171,10 +178,33 @@ class Database:
         self.dialect = engine.dialect.name
         self._writer = sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
+        self._schema: SchemaState | None = None  # as last read; None before the first read
+        self._schema_read_at = 0.0
+        self._schema_current = False  # once True, units of work no longer look
 
     def unit_of_work(self, write: bool = True) -> UnitOfWork:
-        """A write unit takes SQLite's write lock at BEGIN; a read unit never blocks writers."""
+        """A write unit takes SQLite's write lock at BEGIN; a read unit never blocks writers.
+
+        Raises SchemaNotCurrent while the schema is not the revision this code needs: the
+        work would otherwise fail on a missing table (or, on an old schema, run without a
+        constraint the code relies on).
+        """
+        if not self._schema_current:
+            self._require_current_schema()
         return UnitOfWork((self._writer if write else self._reader)(), self.bus)
+
+    def schema(self) -> SchemaState:
+        """Read the schema's revision now; the driver's error if the database is unreachable."""
+        state = schema_state(self.engine)
+        self._schema, self._schema_read_at, self._schema_current = state, time.monotonic(), state.current
+        return state
+
+    def _require_current_schema(self) -> None:
+        state = self._schema
+        if state is None or time.monotonic() - self._schema_read_at >= SCHEMA_RECHECK_SECONDS:
+            state = self.schema()
+        if not state.current:
+            raise SchemaNotCurrent(state)
 
     def dispose(self) -> None:
         self.engine.dispose()

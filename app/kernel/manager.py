@@ -281,6 +281,17 @@ class ModuleManager:
                 overall = DEGRADED
         return overall, reports
 
-    def is_ready(self) -> bool:
-        status, _ = self.overall_health()
-        return status != UNHEALTHY
+    def readiness(self) -> tuple[bool, str | None]:
+        """Whether every critical module can serve, and if not why, in words anyone may read.
+
+        The reason is the first unhealthy critical module's "public_reason" in load order (so
+        a dependency's cause comes before its dependents'), or which module it is.
+        """
+        status, reports = self.overall_health()
+        if status != UNHEALTHY:
+            return True, None
+        for name, report in reports.items():
+            if report["critical"] and report["status"] == UNHEALTHY:
+                reason = report.get("details", {}).get("public_reason")
+                return False, reason or f"module {name}: {report.get('module_status', UNHEALTHY)}"
+        return False, None

@@ -29,7 +29,11 @@ class Module:
         """Add this module's HTTP routes to the Flask app."""
 
     def health_check(self) -> dict[str, Any]:
-        """Report this module's own resources: at least {"status": healthy|degraded|unhealthy}."""
+        """Report this module's own resources: at least {"status": healthy|degraded|unhealthy}.
+
+        Everything in it is for admins, except "public_reason": a short cause of an unhealthy
+        status that anyone may read (/readyz shows it), e.g. "database schema not migrated".
+        """
         return {"status": "healthy"}
 
     def shutdown(self) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.http.api import CreditApi, refuse_nul_in_path, require_json_object
 from app.infrastructure.database import Database, EventBus
-from app.infrastructure.migrations import current_revision, head_revision
+from app.infrastructure.database_url import masked_url
 from app.kernel import Module
+
+log = logging.getLogger(__name__)
 
 
 class ConnectionApiModule(Module):
@@ -21,6 +27,19 @@ class ConnectionApiModule(Module):
     def events(self) -> EventBus:
         return self.database.bus
 
+    def initialize(self) -> bool:
+        """Read the schema's revision once at start: a database never migrated, or behind, is
+        an error in the log (the server still starts, and serves once it is migrated)."""
+        database = masked_url(self.database.engine.url)
+        try:
+            schema = self.database.schema()
+        except SQLAlchemyError as exc:
+            log.warning("database %s unreachable at start: %s", database, type(exc).__name__)
+            return True
+        if not schema.current:
+            log.error("%s (database %s)", schema.advice, database)
+        return True
+
     def register_blueprint(self, blueprint, **options) -> None:
         """Add a module's routes through the API so they land in the OpenAPI document."""
         self.api.register_blueprint(blueprint, **options)
@@ -32,16 +51,17 @@ class ConnectionApiModule(Module):
     def health_check(self) -> dict:
         report = {"database": self.database.dialect, "cache": self.cache.backend}
         try:
-            revision = current_revision(self.database.engine)
+            schema = self.database.schema()
         except Exception as exc:
-            return {**report, "status": "unhealthy", "error": f"database unreachable: {type(exc).__name__}"}
-        report["schema_revision"] = revision
-        if revision != head_revision():
             return {
                 **report,
                 "status": "unhealthy",
-                "error": f"database schema is at {revision}, not {head_revision()}: run `credit-system db upgrade`",
+                "error": f"database unreachable: {type(exc).__name__}",
+                "public_reason": "database unreachable",
             }
+        report["schema_revision"] = schema.revision
+        if not schema.current:
+            return {**report, "status": "unhealthy", "error": schema.advice, "public_reason": schema.problem}
         try:
             self.cache.ping()
         except Exception as exc:

@@ -16,6 +16,9 @@ class LivenessSchema(Schema):
 
 class ReadinessSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["ready", "not_ready"]})
+    reason = fields.String(
+        metadata={"description": "Only when not_ready, why: e.g. `database schema not migrated`, `module X: failed`"}
+    )
 
 
 class ModuleHealthSchema(Schema):

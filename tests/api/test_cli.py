@@ -1,5 +1,6 @@
 """The `credit-system` command line: `check` and `modules`, in-process through click's CliRunner
-and once through the installed console script.
+and once through the installed console script; what `check` says about the database and the
+variables, and the one line a missing database driver gets.
 
 Every run gets its own environment: a migrated SQLite file in a tmp folder, an in-process
 cache and an explicit secret key; CREDIT_* variables from the outer environment are removed.
@@ -7,6 +8,7 @@ cache and an explicit secret key; CREDIT_* variables from the outer environment 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -272,3 +274,72 @@ def test_modules_graph_shows_a_cycle(cli):
     dot = cli("modules", "--graph", "dot", CREDIT_MODULES_EXTRA=CYCLE).stdout
     assert '  "gamma" -> "alpha";' in dot.splitlines()
     assert fixtures_modules.EVENTS == []
+
+
+# -- the database and the variables check looks at ------------------------------------------
+def test_check_names_the_database_it_looked_at(cli, cli_env):
+    result = cli("check")
+    assert result.stdout.splitlines()[0] == f"database: {cli_env['CREDIT_DATABASE_URL']}"
+
+
+def test_check_fails_on_a_database_that_was_never_migrated(cli, tmp_path):
+    result = cli("check", CREDIT_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert result.exit_code == 1, result.output
+    assert "database schema not migrated: run `credit-system db upgrade`" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1] == "0 finding(s), 0 failed module(s), 1 configuration problem(s)"
+
+
+def test_check_fails_on_an_unreachable_database_and_masks_its_password(cli):
+    result = cli("check", CREDIT_DATABASE_URL="postgresql://app:s3cret@127.0.0.1:1/credit")  # port 1: refused
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "database: postgresql+psycopg://app:***@127.0.0.1:1/credit"
+    assert any(line.startswith("database unreachable: ") for line in lines), lines
+    assert "s3cret" not in result.output
+
+
+def test_check_fails_on_a_misspelled_variable_and_says_which_was_meant(cli, cli_env):
+    result = cli("check", CREDIT_DATABSE_URL="postgresql://app@db.example/credit")
+    assert result.exit_code == 1, result.output
+    assert "unknown variable CREDIT_DATABSE_URL is ignored (did you mean CREDIT_DATABASE_URL?)" in result.stdout
+    assert result.stdout.splitlines()[0] == f"database: {cli_env['CREDIT_DATABASE_URL']}"
+
+
+def test_other_commands_warn_about_a_misspelled_variable(cli, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = cli("ledger", "verify", CREDIT_CACHE_ULR="redis://cache.example/0")
+    assert result.exit_code == 0, result.output
+    assert [r.getMessage() for r in caplog.records if r.name == "app.cli"] == [
+        "unknown variable CREDIT_CACHE_ULR is ignored (did you mean CREDIT_CACHE_URL?)"
+    ]
+
+
+def test_commands_on_a_database_never_migrated_say_so_in_one_line(cli, tmp_path):
+    result = cli("ledger", "verify", CREDIT_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: database schema not migrated: run `credit-system db upgrade`\n"
+
+
+# -- without the PostgreSQL driver (a plain `pip install .`) ---------------------------------
+WITHOUT_PSYCOPG = "import sys; sys.modules['psycopg'] = None; from app.cli import main; main()"
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"], ["check"]])
+def test_a_postgresql_url_without_its_driver_is_one_line_naming_the_extra(cli_env, tmp_path, command):
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES}
+    env.update({k: v for k, v in cli_env.items() if v is not None})
+    env["CREDIT_DATABASE_URL"] = "postgresql://app@db.example/credit"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG, *command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert (result.stdout, result.stderr) == (
+        "",
+        "Error: CREDIT_DATABASE_URL: the postgresql+psycopg driver (psycopg) is not installed: "
+        "pip install 'credit-system[postgres]'\n",
+    )

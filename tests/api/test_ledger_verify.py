@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.cli import main as cli
+from app.infrastructure.database_url import masked_url
 from app.infrastructure.tables import Account, LedgerEntry
 from app.services.ledger_verify import LedgerVerifier
 from tests.helpers import balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
@@ -63,6 +64,7 @@ def busy(app, client):
 def test_verify_on_an_empty_ledger(settings, app):
     result = verify(settings)
     assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"database: {masked_url(settings.database_url)}"
     assert "transactions: 0" in result.output and "ledger ok" in result.output
 
 
