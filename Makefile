@@ -1,4 +1,4 @@
-# Quick start: `make run` serves on 127.0.0.1:8000, `make test` runs the whole suite.
+# Quick start: `make run` serves on 127.0.0.1:8000 (PORT=, HOST=), `make test` runs the whole suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,9 +13,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `credit-system run` migrates the configured database first. `make run PORT=8080 HOST=0.0.0.0`
+# (set on the command line only: a shell's own HOST or PORT variable is not taken).
+HOST = 127.0.0.1
+PORT = 8000
 run: $(STAMP)
-	$(BIN)/credit-system db upgrade
-	$(BIN)/credit-system run --host 127.0.0.1 --port 8000
+	$(BIN)/credit-system run --host $(HOST) --port $(PORT)
 
 # CREDIT_TEST_BACKEND=postgres runs the same suite on PostgreSQL + Redis.
 test: $(STAMP)

@@ -75,6 +75,8 @@ def main(ctx: click.Context, log_level: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
     """Development server on the configured (by default embedded SQLite) database."""
+    from werkzeug.serving import make_server
+
     from app.infrastructure.migrations import upgrade
     from app.observability.logging import quiet_request_handler
 
@@ -82,9 +84,28 @@ def run(host: str, port: int) -> None:
     upgrade(settings.database_url)
     app = _create_or_exit(settings)
     try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False, request_handler=quiet_request_handler())
+        # werkzeug's own start-up message (run_simple's) is a multi-line record with terminal
+        # colour codes, lost among the JSON lines; the server is made here and announced plainly.
+        server = make_server(host, port, app, threaded=True, request_handler=quiet_request_handler())
+        url = f"http://{f'[{host}]' if ':' in host else host}:{server.port}"
+        log.info("development server on %s (for production: credit-system serve)", url)
+        _tell_a_person(f"Serving on {url} (docs: {url}/docs)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
     finally:
         app.module_manager.shutdown()
+
+
+def _tell_a_person(line: str) -> None:
+    """Print line on the terminal, if there is one: output read by a program stays JSON log lines."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream.isatty():
+            print(line, file=stream, flush=True)
+            return
 
 
 @main.command()
