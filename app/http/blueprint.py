@@ -55,7 +55,12 @@ class Blueprint(flask_smorest.Blueprint):
         self.extra_tags = dict(tags or {})
 
     def arguments(self, schema, *args, **kwargs):
-        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+        schema = schema() if isinstance(schema, type) else schema
+        # A body schema's EXAMPLE, a request that works after the README's steps, is where the
+        # /docs page's "Try it out" starts (instead of strings generated from each field's pattern).
+        if kwargs.get("location", "json") == "json" and getattr(schema, "EXAMPLE", None) is not None:
+            kwargs.setdefault("example", schema.EXAMPLE)
+        return super().arguments(schema, *args, **kwargs)
 
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
         super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)

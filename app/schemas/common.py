@@ -61,7 +61,7 @@ def Description() -> fields.String:
         load_default=None,
         allow_none=True,
         validate=[validate.Length(max=500), no_nul],
-        metadata={"description": "At most 500 characters"},
+        metadata={"description": "At most 500 characters", "example": "Lunch"},
     )
 
 

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from app.schemas.common import Amount, Description, EnumString, PageQuerySchema, no_nul
 from app.vocabulary import TransactionType
 
-UserId = lambda **kw: fields.String(required=True, validate=[validate.Length(min=1, max=64), no_nul], **kw)  # noqa: E731
+# Ids in the documentation's examples: placeholders for the caller's own id (after the README's
+# steps, the admin's: `GET /users/me`) and another user's (`POST /users` answers with it).
+YOUR_USER_ID = "0b6f5c8e-2f4a-4c3e-9a51-7d2e8f1c3b6a"
+OTHER_USER_ID = "5d1e9a7c-3b2f-4e8d-8c6a-1f0b2e4d6a9c"
+
+
+def UserId(**kwargs) -> fields.String:
+    metadata = {
+        "description": "A user's id (a UUID): yours is the `id` in `GET /users/me`; `POST /users` answers with one",
+        "example": YOUR_USER_ID,
+        **kwargs.pop("metadata", {}),
+    }
+    return fields.String(required=True, validate=[validate.Length(min=1, max=64), no_nul], metadata=metadata, **kwargs)
 
 
 class MoneyMovementSchema(Schema):
+    EXAMPLE: ClassVar[dict] = {"user_id": YOUR_USER_ID, "amount": 100, "description": "Welcome credit"}
+
     user_id = UserId()
     amount = Amount()
     description = Description()
@@ -20,13 +36,22 @@ class TransferSchema(Schema):
     class Meta:
         description = "`to_user_id` must differ from `from_user_id` (else 422 `validation_error`)"
 
+    EXAMPLE: ClassVar[dict] = {
+        "from_user_id": YOUR_USER_ID,
+        "to_user_id": OTHER_USER_ID,
+        "amount": 25,
+        "description": "Lunch",
+    }
+
     from_user_id = UserId()
-    to_user_id = UserId(metadata={"description": "Must differ from `from_user_id`"})
+    to_user_id = UserId(metadata={"description": "Must differ from `from_user_id`", "example": OTHER_USER_ID})
     amount = Amount()
     description = Description()
 
 
 class ReverseSchema(Schema):
+    EXAMPLE: ClassVar[dict] = {"reason": "Charged twice"}
+
     reason = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=500), no_nul])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from app.schemas.common import EnumString, StrictBoolean, no_nul
@@ -12,12 +14,16 @@ PASSWORD = validate.Length(min=8, max=1024)
 
 
 class UserCreateSchema(Schema):
+    EXAMPLE: ClassVar[dict] = {"username": "alice", "email": "alice@example.com", "password": "correct-horse-battery"}
+
     username = fields.String(required=True, validate=USERNAME)
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True, validate=PASSWORD)
 
 
 class LoginSchema(Schema):
+    EXAMPLE: ClassVar[dict] = {"username": "admin", "password": "change-me-now"}  # the README's quick start
+
     username = fields.String(
         required=True, validate=[validate.Length(min=1, max=254), no_nul], metadata={"description": "Username or email"}
     )
@@ -30,6 +36,8 @@ class UserUpdateSchema(Schema):
             "Self: `email`, `password` (changing one's own needs `current_password`: else 422, and 401 "
             "when wrong). Admin: also `role` and `is_active`, and another user's `password` without it."
         )
+
+    EXAMPLE: ClassVar[dict] = {"email": "admin@example.org"}
 
     email = fields.Email(validate=validate.Length(max=254))
     password = fields.String(load_only=True, validate=PASSWORD)
