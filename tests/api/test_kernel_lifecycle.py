@@ -192,11 +192,13 @@ def test_one_failing_shutdown_does_not_stop_the_others(app):
     shut: list[str] = []
     for name in manager.load_order:
         instance = manager.get_module(name)
+        original = instance.shutdown
 
-        def recording(name=name):
+        def recording(name=name, original=original):
             shut.append(name)
             if name == "wallet_module":
                 raise RuntimeError("cannot release")
+            original()  # connection_api's releases the database connection opened at start
 
         instance.shutdown = recording
     manager.shutdown()
