@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from app import build_container, create_app
 from app.infrastructure import database as database_module
 from app.infrastructure.database_url import masked_url
-from app.infrastructure.migrations import head_revision, upgrade
+from app.infrastructure.migrations import head_revision, known_revisions, upgrade
 from app.services.passwords import Passwords
 from tests import backends
 from tests.conftest import BACKEND
@@ -124,6 +124,24 @@ def test_while_not_migrated_the_schema_is_read_at_most_once_a_second(start, empt
     for _ in range(5):
         assert client.post("/users", json=USER).status_code == 503
     assert len(reads) <= 2  # the start-up read is reused, and renewed at most once in the second after it
+
+
+def test_an_older_revision_is_refused_until_upgraded(start, empty_database_url, caplog, monkeypatch):
+    first = min(known_revisions())
+    assert first != head_revision(), "needs two migrations"
+    upgrade(empty_database_url, first)
+    app = start(empty_database_url)
+    problem = f"database schema out of date (at revision {first}, this code needs {head_revision()})"
+    assert any(
+        r.levelno == logging.ERROR and r.getMessage().startswith(f"{problem}: run `credit-system db upgrade`")
+        for r in caplog.records
+    )
+    client = app.test_client()
+    assert_schema_refusal(client.post("/users", json=USER), problem)
+    assert client.get("/readyz").get_json()["reason"] == problem
+    upgrade(empty_database_url)
+    monkeypatch.setattr(database_module, "SCHEMA_RECHECK_SECONDS", 0)
+    assert client.post("/users", json=USER).status_code == 201
 
 
 def test_a_revision_this_code_does_not_know_is_refused_too(start, empty_database_url, caplog):
