@@ -15,13 +15,13 @@ YOUR_USER_ID = "0b6f5c8e-2f4a-4c3e-9a51-7d2e8f1c3b6a"
 OTHER_USER_ID = "5d1e9a7c-3b2f-4e8d-8c6a-1f0b2e4d6a9c"
 
 
-def UserId(**kwargs) -> fields.String:
-    metadata = {
-        "description": "A user's id (a UUID): yours is the `id` in `GET /users/me`; `POST /users` answers with one",
-        "example": YOUR_USER_ID,
-        **kwargs.pop("metadata", {}),
-    }
-    return fields.String(required=True, validate=[validate.Length(min=1, max=64), no_nul], metadata=metadata, **kwargs)
+def UserId(example: str = YOUR_USER_ID, note: str = "") -> fields.String:
+    description = "A user's id (a UUID): yours is the `id` in `GET /users/me`; `POST /users` answers with one"
+    return fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=64), no_nul],
+        metadata={"description": f"{note}. {description}" if note else description, "example": example},
+    )
 
 
 class MoneyMovementSchema(Schema):
@@ -44,7 +44,7 @@ class TransferSchema(Schema):
     }
 
     from_user_id = UserId()
-    to_user_id = UserId(metadata={"description": "Must differ from `from_user_id`", "example": OTHER_USER_ID})
+    to_user_id = UserId(OTHER_USER_ID, note="Must differ from `from_user_id`")
     amount = Amount()
     description = Description()
 
