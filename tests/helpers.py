@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from dependency_injector import providers
 
 from app.http.principal import register_principal_loader
@@ -13,6 +16,11 @@ DEFAULT_PASSWORD = "correct-horse-battery"
 def bearer(token: str) -> dict[str, str]:
     """Headers carrying `token` as a bearer token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def cursor_of(*values) -> str:
+    """A pagination cursor as the API encodes one, holding any JSON `values` (to forge one)."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
 
 
 def register(client, username: str, password: str = DEFAULT_PASSWORD, email: str | None = None) -> dict:

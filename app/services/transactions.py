@@ -12,7 +12,7 @@ from app.infrastructure.tables import Account, LedgerEntry, Transaction
 from app.services.errors import AlreadyReversed, Forbidden, NotFound, ValidationFailed
 from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Posting, TransactionView
-from app.services.pagination import decode_cursor, encode_cursor
+from app.services.pagination import cursor_id, decode_cursor, encode_cursor
 from app.services.principal import Principal, require_owner_or_admin
 from app.vocabulary import TransactionType
 
@@ -113,8 +113,7 @@ class TransactionService:
         user_id = user_id or actor.user_id
         require_owner_or_admin(actor, user_id, "only an admin may read another user's history", read=True)
         after = decode_cursor(cursor, 1)
-        if after is not None and not isinstance(after[0], int):
-            raise ValidationFailed.field("cursor", "invalid cursor")
+        after_id = cursor_id(after[0]) if after is not None else None
         with self._db.unit_of_work(write=False) as uow:
             account_id = uow.session.scalar(_ACCOUNT_OF_USER, {"user_id": user_id})
             if account_id is None:
@@ -124,9 +123,9 @@ class TransactionService:
                 "account_id": account_id,
                 "limit": limit + 1,
                 "tx_type": type,
-                "after": after[0] if after else None,
+                "after": after_id,
             }
-            rows = uow.session.execute(_HISTORY_PAGE[(bool(type), after is not None)], params).all()
+            rows = uow.session.execute(_HISTORY_PAGE[(bool(type), after_id is not None)], params).all()
         more = len(rows) > limit
         rows = rows[:limit]
         items = [TransactionView(*row[1:]) for row in rows]

@@ -12,7 +12,7 @@ from app.infrastructure.database import Database, DomainEvent
 from app.infrastructure.tables import User, utcnow
 from app.services.auth_state import AuthStateCache
 from app.services.errors import EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken, ValidationFailed
-from app.services.pagination import decode_cursor, encode_cursor
+from app.services.pagination import cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.passwords import Passwords
 from app.services.principal import Principal, require_owner_or_admin
 
@@ -106,9 +106,7 @@ class UserService:
         after = decode_cursor(cursor, 2)
         query = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
         if after:
-            created_at, last_id = _parse_time(after[0]), after[1]
-            if not isinstance(last_id, str) or "\x00" in last_id:  # PostgreSQL cannot compare a NUL
-                raise ValidationFailed.field("cursor", "invalid cursor")
+            created_at, last_id = _parse_time(after[0]), cursor_text(after[1])
             query = query.where(
                 or_(User.created_at < created_at, and_(User.created_at == created_at, User.id < last_id))
             )
@@ -175,9 +173,9 @@ def _parse_time(value):
     from datetime import UTC, datetime
 
     try:
-        parsed = datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(cursor_text(value))
         # Normalise here: a crafted offset near year 1 or 9999 must be a 422, not an
         # OverflowError (a 500) when the column type converts the bound value to UTC.
         return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except (ValueError, OverflowError):
-        raise ValidationFailed.field("cursor", "invalid cursor") from None
+        raise invalid_cursor() from None

@@ -16,6 +16,7 @@ from tests.helpers import (
     assert_error,
     balance_of,
     bearer,
+    cursor_of,
     deposit,
     ledger_snapshot,
     login,
@@ -353,6 +354,14 @@ def test_bad_history_query_is_422_naming_the_parameter(client, world):
     for query, field in BAD_QUERIES:
         error = assert_error(client.get(f"/transactions?{query}", headers=world.alice_h), 422, "validation_error")
         assert field in error["details"], (query, error)
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30, 2**64, True, False, -1, 1.5, "1", None, [1]])
+def test_forged_history_cursor_is_422(client, world, value):
+    """A cursor is the client's to send back: a value no entry id can have is refused, not
+    handed to the driver (2**63 overflowed both databases, `true` failed PostgreSQL's cast)."""
+    response = client.get("/transactions", query_string={"cursor": cursor_of(value)}, headers=world.alice_h)
+    assert assert_error(response, 422, "validation_error")["details"] == {"cursor": ["invalid cursor"]}
 
 
 def test_history_limit_bounds_are_accepted(client, world):

@@ -22,7 +22,7 @@ from app.infrastructure.tables import OutboxEvent, User
 from app.services.login_throttle import CLIENT_FACTOR
 from app.services.passwords import Passwords
 from app.services.tokens import Tokens
-from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, login, make_admin, register
+from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, cursor_of, login, make_admin, register
 
 USER_FIELDS = {"id", "username", "email", "role", "is_active", "created_at"}
 
@@ -91,10 +91,6 @@ def craft_token(secret: str, user_id: str, *, version: int = 0, expires_in: int 
         **extra,
     }
     return jwt.encode(payload, secret, algorithm="HS256")
-
-
-def cursor_of(*values) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
 
 
 # -- registration -----------------------------------------------------------------------
@@ -717,6 +713,14 @@ def test_list_limit_bounds_are_accepted(act, client, limit):
         cursor_of("0001-01-01T00:00:00+05:00", "id"),
         cursor_of("2020-01-01T00:00:00+00:00", "a\u0000b"),
         cursor_of("2020-01-01T00:00:00+00:00", 5),
+        # Forged values the database driver would refuse (a 500 before): each is a 422.
+        cursor_of("2020-01-01T00:00:00+00:00", "\ud800"),
+        cursor_of("2020-01-01T00:00:00+00:00", True),
+        cursor_of("2020-01-01T00:00:00+00:00", 2**63),
+        cursor_of(True, "id"),
+        cursor_of(2**63, "id"),
+        cursor_of(10**30, "id"),
+        cursor_of("2020-01-01T00:00:00\ud800", "id"),
         base64.urlsafe_b64encode(b'{"a": 1}').decode(),
         "x" * 600,
     ],
