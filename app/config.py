@@ -16,6 +16,9 @@ from app.infrastructure.cache import check_cache_url
 from app.infrastructure.database_url import check_database_url
 
 
+MIN_SECRET_KEY_BYTES = 32  # HS256's own key size: a shorter key can be brute-forced from one token
+
+
 class ConfigError(ValueError):
     """Raised for a configuration value that cannot be used."""
 
@@ -90,14 +93,22 @@ def _split(value) -> tuple[str, ...]:
 
 
 def _dev_secret(instance: Path) -> str:
-    """Generate once and keep a development signing key in the instance folder."""
+    """Generate once and keep a development signing key in the instance folder.
+
+    The folder is made 0700 and the key file 0600 as they are created (no moment where
+    another local user could read the key); two processes starting at once share one key.
+    """
     key_file = instance / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key
 
 
@@ -139,6 +150,12 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
     if not raw.get("secret_key"):
         raw["secret_key"] = _dev_secret(instance)
         raw["secret_key_generated"] = True
+    elif len(str(raw["secret_key"]).encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"CREDIT_SECRET_KEY is {len(str(raw['secret_key']).encode())} bytes; it must be at least "
+            f"{MIN_SECRET_KEY_BYTES} (anyone who guesses it can sign tokens for any account). "
+            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
     raw["modules_disabled"] = _split(raw.get("modules_disabled"))
     raw["modules_extra"] = _split(raw.get("modules_extra"))
     try:

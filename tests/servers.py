@@ -120,7 +120,7 @@ def ensure_admin(database_url: str, instance_path: Path, cache_url: str = "memor
             database_url=database_url,
             cache_url=cache_url,
             instance_path=str(instance_path),
-            secret_key="unused-here",
+            secret_key="unused-here-0123456789abcdef012345",
         )
     )
     try:

@@ -20,6 +20,21 @@ class TokenClaims:
     expires_at: int
 
 
+MAX_ID_LENGTH = 128  # user ids and token ids are 36 and 32 characters
+CLOCK_SKEW_SECONDS = 60
+
+
+def _is_id(value) -> bool:
+    """A claim that names a row: a short string any database can take (no NUL, valid UTF-8)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 class Tokens:
     ALGORITHM = "HS256"
     VERIFIED_CACHE_SIZE = 10_000
@@ -66,6 +81,14 @@ class Tokens:
             raise Unauthorized("the access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("the access token is invalid") from exc
-        if payload.get("typ") != "access" or not isinstance(payload["ver"], int) or not isinstance(payload["sub"], str):
+        # Only the key holder can set these; still, a claim this server would never issue is
+        # refused here rather than reaching the database (a NUL or a surrogate was a 500), and
+        # no token outlives the lifetime this server gives its own.
+        if (
+            payload.get("typ") != "access"
+            or type(payload["ver"]) is not int
+            or not (_is_id(payload["sub"]) and _is_id(payload["jti"]))
+            or payload["exp"] > self._clock() + self.ttl + CLOCK_SKEW_SECONDS
+        ):
             raise Unauthorized("the access token is invalid")
-        return TokenClaims(payload["sub"], payload["ver"], str(payload["jti"]), int(payload["exp"]))
+        return TokenClaims(payload["sub"], payload["ver"], payload["jti"], int(payload["exp"]))

@@ -88,7 +88,7 @@ def plan_with(tmp_path):
             environ={},
             database_url=f"sqlite:///{tmp_path / 'never-opened.sqlite3'}",
             instance_path=str(tmp_path),
-            secret_key="graph-tests",
+            secret_key="graph-tests-0123456789abcdef0123456",
             modules_extra=",".join(extra),
             modules_disabled=",".join(disabled),
         )

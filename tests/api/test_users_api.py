@@ -306,7 +306,23 @@ def test_crafted_token_with_the_right_key_is_accepted(act, client, settings):
 
 
 @pytest.mark.parametrize(
-    "how", ["expired", "other_key", "wrong_version", "not_access", "no_jti", "unknown_user", "alg_none"]
+    "how",
+    [
+        "expired",
+        "other_key",
+        "wrong_version",
+        "not_access",
+        "no_jti",
+        "unknown_user",
+        "alg_none",
+        # Claims only the key holder can set, which reached the database (a 500) before.
+        "nul_in_sub",
+        "surrogate_in_sub",
+        "nul_in_jti",
+        "surrogate_in_jti",
+        "bool_version",
+        "lifetime_past_the_ttl",
+    ],
 )
 def test_bad_tokens_are_401(act, client, settings, how):
     user = register(client, "hank")
@@ -320,6 +336,12 @@ def test_bad_tokens_are_401(act, client, settings, how):
             {"sub": user_id, "ver": 0, "exp": int(time.time()) + 60, "typ": "access"}, key, algorithm="HS256"
         ),
         "unknown_user": lambda: craft_token(key, str(uuid.uuid4())),
+        "nul_in_sub": lambda: craft_token(key, user_id + "\x00"),
+        "surrogate_in_sub": lambda: craft_token(key, "\ud800"),
+        "nul_in_jti": lambda: craft_token(key, user_id, jti="a\x00b"),
+        "surrogate_in_jti": lambda: craft_token(key, user_id, jti="\ud800"),
+        "bool_version": lambda: craft_token(key, user_id, ver=False),
+        "lifetime_past_the_ttl": lambda: craft_token(key, user_id, exp=10**30),
         "alg_none": lambda: jwt.encode(
             {"sub": user_id, "ver": 0, "jti": "x", "exp": int(time.time()) + 60, "typ": "access"},
             None,

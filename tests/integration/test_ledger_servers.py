@@ -25,7 +25,7 @@ def _verifier(database_url: str, instance):
             database_url=database_url,
             cache_url="memory://",
             instance_path=str(instance),
-            secret_key="unused-here",
+            secret_key="unused-here-0123456789abcdef012345",
         )
     )
     return container, LedgerVerifier(container.database())
