@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.infrastructure.migrations import SchemaNotCurrent, SchemaState, schema_state
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 def build_engine(url: str) -> Engine:
     """Create the engine for a SQLAlchemy URL with settings right for that backend."""
     if url.startswith("sqlite"):
+        _create_private_sqlite_file(url)
         engine = create_engine(url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
@@ -38,6 +41,27 @@ def build_engine(url: str) -> Engine:
         pool_timeout=5,
         connect_args={"connect_timeout": 3} if url.startswith("postgresql") else {},
     )
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create a new SQLite database file 0600 (its folder 0700) before SQLite does.
+
+    SQLite would create it with the process umask (typically 0644: password hashes, emails
+    and the whole ledger readable by every local user); it creates the -wal and -shm files
+    with the database file's own permissions, so those follow. An existing file is left as
+    the operator made it.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # empty = a new database
+    except FileExistsError:  # created meanwhile by another process
+        pass
 
 
 @contextmanager

@@ -23,8 +23,7 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    if database_url.startswith("sqlite:///"):
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    # A new SQLite file (and its folder) is created private by build_engine, which env.py uses.
     command.upgrade(alembic_config(database_url), revision)
 
 
