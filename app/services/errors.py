@@ -91,6 +91,13 @@ class EmailTaken(DomainError):
     description = "that email is already registered"
 
 
+class LastAdmin(DomainError):
+    code = "last_admin"
+    status = 409
+    message = "this is the last active admin: make another user an admin first"
+    description = "the change would leave no active admin; make another user an admin first"
+
+
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
     status = 409

@@ -11,10 +11,19 @@ from sqlalchemy.exc import IntegrityError
 from app.infrastructure.database import Database, DomainEvent
 from app.infrastructure.tables import User, utcnow
 from app.services.auth_state import AuthStateCache
-from app.services.errors import EmailTaken, Forbidden, InvalidCredentials, NotFound, UsernameTaken, ValidationFailed
+from app.services.errors import (
+    EmailTaken,
+    Forbidden,
+    InvalidCredentials,
+    LastAdmin,
+    NotFound,
+    UsernameTaken,
+    ValidationFailed,
+)
 from app.services.pagination import cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.passwords import Passwords
 from app.services.principal import Principal, require_owner_or_admin
+from app.vocabulary import Role
 
 USER_CREATED = "user.created"
 
@@ -64,6 +73,8 @@ class UserService:
             raise Forbidden("only an admin may change role or is_active")
         new_hash = self._passwords.hash(changes["password"]) if "password" in changes else None
         with self._db.unit_of_work() as uow:
+            if changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False:
+                self._keep_an_admin(uow.session, user_id)
             user = self._load(uow.session, user_id)
             if "password" in changes and actor.user_id == user_id:
                 if "current_password" not in changes:
@@ -91,6 +102,7 @@ class UserService:
         """Keep the user (and wallet, and history) but stop logins and every token."""
         require_owner_or_admin(actor, user_id)
         with self._db.unit_of_work() as uow:
+            self._keep_an_admin(uow.session, user_id)
             user = self._load(uow.session, user_id)
             if user.is_active:
                 user.is_active = False
@@ -140,6 +152,21 @@ class UserService:
         if user is None:
             raise NotFound("no such user")
         return user
+
+    @staticmethod
+    def _keep_an_admin(session, user_id: str) -> None:
+        """409 `last_admin` if user_id is the only active admin (about to be demoted or deactivated).
+
+        The active admins' rows are locked first (in id order, so two such changes cannot
+        deadlock): two admins demoting each other at once are serialized, and the second
+        sees the first's change, so they cannot leave no admin between them. (SQLite's
+        writers are serialized already.)
+        """
+        admins = session.scalars(
+            select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).order_by(User.id).with_for_update()
+        ).all()
+        if list(admins) == [user_id]:
+            raise LastAdmin()
 
     @staticmethod
     def _ensure_free(session, username: str | None = None, email: str | None = None) -> None:

@@ -21,6 +21,7 @@ from app.config import load_settings
 from app.infrastructure.tables import OutboxEvent, User
 from app.services.login_throttle import CLIENT_FACTOR
 from app.services.passwords import Passwords
+from app.services.principal import Principal
 from app.services.tokens import Tokens
 from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, cursor_of, login, make_admin, register
 
@@ -603,6 +604,35 @@ def test_admin_demotes_admin(act, client):
     assert response.status_code == 200 and response.get_json()["role"] == "user"
     assert_error(act.me(other_headers), 401, "unauthorized")
     assert_error(client.get("/users", headers=bearer(login(client, "other-admin"))), 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    "method, body",
+    [("patch", {"role": "user"}), ("patch", {"is_active": False}), ("patch", {"role": "user", "is_active": False})]
+    + [("delete", None)],
+)
+def test_the_last_active_admin_cannot_demote_or_deactivate_itself(act, client, method, body):
+    admin, headers = act.admin()
+    inactive_admin = make_admin(act.app, "retired")  # an inactive admin does not count
+    act.app.container.user_service().deactivate(Principal(inactive_admin["id"], "admin"), inactive_admin["id"])
+    response = getattr(client, method)(f"/users/{admin['id']}", json=body, headers=headers)
+    error = assert_error(response, 409, "last_admin")
+    assert "another user an admin" in error["message"]
+    me = act.me(headers).get_json()  # nothing changed, and the token still works
+    assert (me["id"], me["role"], me["is_active"]) == (admin["id"], "admin", True)
+    # With a second active admin, the same request goes through.
+    make_admin(act.app, "deputy")
+    response = getattr(client, method)(f"/users/{admin['id']}", json=body, headers=headers)
+    assert response.status_code in (200, 204)
+
+
+def test_an_admin_may_still_change_its_own_email_and_password(act, client):
+    admin, headers = act.admin()
+    changes = {"email": "root2@example.com", "password": "new-password-123", "current_password": DEFAULT_PASSWORD}
+    response = client.patch(
+        f"/users/{admin['id']}", json={**changes, "role": "admin", "is_active": True}, headers=headers
+    )
+    assert response.status_code == 200 and response.get_json()["email"] == "root2@example.com"
 
 
 def test_admin_deactivates_and_reactivates_user(act, client):

@@ -70,14 +70,14 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.route("/users/<id:user_id>", methods=["PATCH"])
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
-    @errors("invalid_credentials", "forbidden", "not_found", "email_taken", auth=True, body=True)
+    @errors("invalid_credentials", "forbidden", "not_found", "email_taken", "last_admin", auth=True, body=True)
     def update_user(changes, user_id):
         """Self: email, password (with current_password). Admin: also role and is_active."""
         return users.update(guard.principal(), user_id, changes)
 
     @blp.route("/users/<id:user_id>", methods=["DELETE"])
     @blp.response(204)
-    @errors("forbidden", "not_found", auth=True)
+    @errors("forbidden", "not_found", "last_admin", auth=True)
     def deactivate_user(user_id):
         """Deactivate: no more logins, every token stops working; wallet and history stay."""
         users.deactivate(guard.principal(), user_id)
