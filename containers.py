@@ -52,8 +52,12 @@ class Container(containers.DeclarativeContainer):
         storage_url=providers.Callable(limits_storage_url, config.cache_url),
         max_failures=config.login_max_failures,
         window_seconds=config.login_window_seconds,
+        registrations_per_address=config.registrations_per_address,
+        registration_window_seconds=config.registration_window_seconds,
     )
-    user_service = providers.Singleton(UserService, database=database, passwords=passwords, auth_state=auth_state)
+    user_service = providers.Singleton(
+        UserService, database=database, passwords=passwords, auth_state=auth_state, throttle=login_throttle
+    )
     auth_service = providers.Singleton(
         AuthService,
         database=database,

@@ -41,6 +41,8 @@ class Settings:
     health_cache_seconds: float = 1.0
     login_max_failures: int = 5
     login_window_seconds: int = 300
+    registrations_per_address: int = 10
+    registration_window_seconds: int = 3600
     idempotency_ttl_seconds: int = 86400
     balance_cache_seconds: int = 30
     max_body_bytes: int = 64 * 1024

@@ -38,17 +38,20 @@ class AuthService:
         return self._tokens.ttl
 
     def login(self, identifier: str, password: str, client: str) -> str:
-        """A token for a username-or-email and password; the same error for every failure."""
-        self._throttle.check(identifier, client)
+        """A token for a username-or-email and password; the same error for every failure.
+
+        The attempt is counted against the account it names (the user it resolves to) and
+        the client address before the password is checked (app.services.login_throttle).
+        """
         key = identifier.lower()
         with self._db.unit_of_work(write=False) as uow:
             user = uow.session.scalar(select(User).where(or_(User.username_key == key, User.email_key == key)))
+        admission = self._throttle.admit(LoginThrottle.account_key(user.id if user else None, identifier), client)
         # Verify even when the user is unknown or inactive, so timing does not tell which.
         matches = self._passwords.verify(user.password_hash if user else None, password)
         if not (matches and user is not None and user.is_active):
-            self._throttle.failed(identifier, client)
             raise InvalidCredentials()
-        self._throttle.succeeded(identifier)
+        self._throttle.succeeded(admission)
         token, claims = self._tokens.issue(user.id, user.token_version)
         self._state.store_user(user.id, user.token_version, user.is_active, user.role)
         self._state.store_token(claims.jti, False, claims.expires_at - time.time())

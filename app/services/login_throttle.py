@@ -1,6 +1,25 @@
-"""Login throttling on the `limits` library. Its storage URL comes from the cache backend's
-registry entry (app.infrastructure.cache.registry), so the counters live where the cache
-does: with Redis the limit holds across every server process."""
+"""Password and sign-up throttling on the `limits` library's storage. Its URL comes from the
+cache backend's registry entry (app.infrastructure.cache.registry), so the counters live
+where the cache does: with Redis the limits hold across every server process.
+
+Every password check (login, and `current_password` on a profile change) is counted
+*before* the password is verified, with one atomic increment per bucket, so concurrent
+attempts cannot slip past a limit while others are still being verified:
+
+- the account's bucket, keyed by the resolved user (its username and its email are one
+  account); an identifier that names nobody gets a bucket keyed by its text, so answers
+  and timing are the same whether it exists or not;
+- the client address's bucket (CLIENT_FACTOR times as large), so one address cannot try
+  a few passwords against many accounts. A successful check gives its slot back.
+
+A correct password gets through while only the account's bucket is exhausted, if it comes
+from an address this account logged in from before (remembered for KNOWN_ADDRESS_SECONDS):
+five wrong guesses by anyone do not lock the owner out, and other addresses get no more
+guesses. Each window is fixed: it starts with the bucket's first attempt.
+
+If the storage fails (Redis down) the throttle lets requests through and logs a warning:
+logins keep working, unthrottled, until it is back.
+"""
 
 from __future__ import annotations
 
@@ -8,55 +27,95 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 
-from limits import RateLimitItemPerSecond
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from app.services.errors import RateLimited
 
 log = logging.getLogger(__name__)
 
 CLIENT_FACTOR = 4  # one client (address) may fail for a few accounts before it is throttled
+KNOWN_ADDRESS_SECONDS = 30 * 86400
 
 
 def _key(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
+    # surrogatepass: an unencodable identifier still gets its own bucket instead of an error
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A password check allowed to run, and what to settle once its outcome is known."""
+
+    account: str
+    client: str
+    over_account_limit: bool = False
 
 
 class LoginThrottle:
-    def __init__(self, storage_url: str, max_failures: int, window_seconds: int) -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        max_failures: int,
+        window_seconds: int,
+        registrations_per_address: int = 10,
+        registration_window_seconds: int = 3600,
+    ) -> None:
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if storage_url.startswith("redis") else {}
         self._storage = storage_from_string(storage_url, **options)
-        self._limiter = MovingWindowRateLimiter(self._storage)
-        self._account = RateLimitItemPerSecond(max_failures, window_seconds)
-        self._client = RateLimitItemPerSecond(max_failures * CLIENT_FACTOR, window_seconds)
+        self._max_failures = max_failures
+        self._window = window_seconds
+        self._registrations = registrations_per_address
+        self._registration_window = registration_window_seconds
 
-    def _checks(self, account: str, client: str):
-        return ((self._account, "login-account", _key(account.lower())), (self._client, "login-client", _key(client)))
+    @staticmethod
+    def account_key(user_id: str | None, identifier: str) -> str:
+        """The account bucket: the user it resolved to, else the identifier's own text."""
+        return _key(f"user:{user_id}" if user_id else f"name:{identifier.lower()}")
 
-    def check(self, account: str, client: str) -> None:
-        """Raise RateLimited while the account or the client is over its failure budget."""
+    def _take(self, bucket: str, limit: int, window: int) -> None:
+        """Count one attempt in `bucket`; RateLimited if that makes more than `limit` in its window."""
+        if self._storage.incr(bucket, window) > limit:
+            raise RateLimited(max(1, math.ceil(self._storage.get_expiry(bucket) - time.time())))
+
+    def admit(self, account: str, client: str) -> Admission:
+        """Count a password check before it runs; RateLimited when it may not run (see the module doc)."""
+        client_key = _key(client)
         try:
-            for item, namespace, key in self._checks(account, client):
-                if not self._limiter.test(item, namespace, key):
-                    reset_at, _ = self._limiter.get_window_stats(item, namespace, key)
-                    raise RateLimited(max(1, math.ceil(reset_at - time.time())))
+            self._take(f"login-client/{client_key}", self._max_failures * CLIENT_FACTOR, self._window)
+            try:
+                self._take(f"login-account/{account}", self._max_failures, self._window)
+            except RateLimited:
+                if not self._storage.get(f"login-known/{account}/{client_key}"):
+                    raise
+                return Admission(account, client_key, over_account_limit=True)
         except RateLimited:
             raise
         except Exception as exc:  # the limiter's backend is down: serve, and say so in the log
             log.warning("login throttle unavailable: %s", exc)
+        return Admission(account, client_key)
 
-    def failed(self, account: str, client: str) -> None:
+    def succeeded(self, admission: Admission) -> None:
+        """The password was right: give the client's slot back, remember the address, and
+        forget the account's failures (unless it is over its limit: the owner getting in
+        from a known address must not hand anyone else a fresh set of guesses)."""
         try:
-            for item, namespace, key in self._checks(account, client):
-                self._limiter.hit(item, namespace, key)
+            self._storage.incr(f"login-client/{admission.client}", self._window, amount=-1)
+            known = f"login-known/{admission.account}/{admission.client}"
+            self._storage.clear(known)  # restart its expiry: remembered from the latest login
+            self._storage.incr(known, KNOWN_ADDRESS_SECONDS)
+            if not admission.over_account_limit:
+                self._storage.clear(f"login-account/{admission.account}")
         except Exception as exc:
             log.warning("login throttle unavailable: %s", exc)
 
-    def succeeded(self, account: str) -> None:
+    def admit_registration(self, client: str) -> None:
+        """Count a sign-up from `client` (each costs a password hash); RateLimited past the limit."""
         try:
-            self._limiter.clear(self._account, "login-account", _key(account.lower()))
+            self._take(f"register-client/{_key(client)}", self._registrations, self._registration_window)
+        except RateLimited:
+            raise
         except Exception as exc:
             log.warning("login throttle unavailable: %s", exc)
 

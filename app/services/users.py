@@ -20,6 +20,7 @@ from app.services.errors import (
     UsernameTaken,
     ValidationFailed,
 )
+from app.services.login_throttle import LoginThrottle
 from app.services.pagination import cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.passwords import Passwords
 from app.services.principal import Principal, require_owner_or_admin
@@ -35,10 +36,18 @@ class Page:
 
 
 class UserService:
-    def __init__(self, database: Database, passwords: Passwords, auth_state: AuthStateCache) -> None:
+    def __init__(
+        self, database: Database, passwords: Passwords, auth_state: AuthStateCache, throttle: LoginThrottle
+    ) -> None:
         self._db = database
         self._passwords = passwords
         self._auth_state = auth_state
+        self._throttle = throttle
+
+    def sign_up(self, username: str, email: str, password: str, client: str) -> User:
+        """Register through the API: each client address may sign up a limited number of times."""
+        self._throttle.admit_registration(client)
+        return self.register(username, email, password)
 
     def register(self, username: str, email: str, password: str, role: str = "user") -> User:
         """Create a user; a `user.created` event in the same transaction lets wallets follow."""
@@ -67,7 +76,9 @@ class UserService:
         with self._db.unit_of_work(write=False) as uow:
             return self._load(uow.session, user_id)
 
-    def update(self, actor: Principal, user_id: str, changes: dict) -> User:
+    def update(self, actor: Principal, user_id: str, changes: dict, client: str = "unknown") -> User:
+        """Change a user; `client` (the caller's address) is throttled like a login when the
+        caller's own current_password is checked."""
         require_owner_or_admin(actor, user_id)
         if not actor.is_admin and ({"role", "is_active"} & changes.keys()):
             raise Forbidden("only an admin may change role or is_active")
@@ -79,8 +90,11 @@ class UserService:
             if "password" in changes and actor.user_id == user_id:
                 if "current_password" not in changes:
                     raise ValidationFailed.field("current_password", "required to change your password")
+                # The same account bucket as logging in: a stolen token is no faster way to guess.
+                admission = self._throttle.admit(LoginThrottle.account_key(user_id, user.username), client)
                 if not self._passwords.verify(user.password_hash, changes["current_password"]):
                     raise InvalidCredentials("current_password is wrong")
+                self._throttle.succeeded(admission)
             if "email" in changes and changes["email"].lower() != user.email_key:
                 self._ensure_free(uow.session, email=changes["email"])
                 user.email, user.email_key = changes["email"], changes["email"].lower()

@@ -286,35 +286,58 @@ def test_ensure_admin_creates_then_promotes(app, services):
 # -- LoginThrottle ------------------------------------------------------------------------------
 
 
-def test_throttle_counts_failures_per_account_and_clears_on_success():
+def _account(name: str) -> str:
+    return LoginThrottle.account_key(None, name)
+
+
+def test_throttle_counts_attempts_per_account_and_clears_on_success():
     throttle = LoginThrottle("memory://", max_failures=2, window_seconds=30)
-    throttle.check("Alice", "c1")
-    throttle.failed("Alice", "c1")
-    throttle.failed("alice", "c1")
+    throttle.admit(_account("Alice"), "c1")
+    throttle.admit(_account("alice"), "c1")
     with pytest.raises(RateLimited) as raised:
-        throttle.check("ALICE", "c1")
+        throttle.admit(_account("ALICE"), "c1")
     assert 1 <= raised.value.retry_after <= 30
-    throttle.check("bob", "c1")  # another account, same client: within the client budget
-    throttle.succeeded("alice")
-    throttle.check("alice", "c1")
+    throttle.admit(_account("bob"), "c1")  # another account, same client: within the client budget
+    fresh = LoginThrottle("memory://", max_failures=2, window_seconds=30)
+    fresh.succeeded(fresh.admit(_account("carol"), "c1"))
+    fresh.admit(_account("carol"), "c1")
+    fresh.admit(_account("carol"), "c1")  # the success cleared carol's count: two more
 
 
-def test_throttle_limits_a_client_across_accounts():
+def test_an_account_resolved_to_a_user_is_one_bucket_whatever_it_was_called():
+    assert LoginThrottle.account_key("u-1", "alice") == LoginThrottle.account_key("u-1", "alice@example.com")
+    assert LoginThrottle.account_key(None, "Alice") == LoginThrottle.account_key(None, "alice")
+    assert LoginThrottle.account_key(None, "u-1") != LoginThrottle.account_key("u-1", "u-1")
+
+
+def test_throttle_limits_a_client_across_accounts_and_gives_successes_back():
     throttle = LoginThrottle("memory://", max_failures=2, window_seconds=30)
-    for n in range(2 * CLIENT_FACTOR):
-        throttle.check(f"account{n}", "c1")
-        throttle.failed(f"account{n}", "c1")
+    for n in range(2 * CLIENT_FACTOR - 1):
+        throttle.admit(_account(f"account{n}"), "c1")
+    for _ in range(5):  # successes from c1 do not use up its budget
+        throttle.succeeded(throttle.admit(_account("regular"), "c1"))
+    throttle.admit(_account("last-one"), "c1")
     with pytest.raises(RateLimited):
-        throttle.check("someone-else", "c1")
-    throttle.check("someone-else", "c2")
+        throttle.admit(_account("someone-else"), "c1")
+    throttle.admit(_account("someone-else"), "c2")
+
+
+def test_registrations_are_limited_per_address():
+    throttle = LoginThrottle("memory://", 5, 30, registrations_per_address=2, registration_window_seconds=60)
+    throttle.admit_registration("c1")
+    throttle.admit_registration("c1")
+    with pytest.raises(RateLimited) as raised:
+        throttle.admit_registration("c1")
+    assert 1 <= raised.value.retry_after <= 60
+    throttle.admit_registration("c2")
 
 
 def test_throttle_fails_open_when_its_backend_is_down(caplog):
     throttle = LoginThrottle("redis://127.0.0.1:1/0", max_failures=1, window_seconds=30)
     with caplog.at_level(logging.WARNING, logger="app.services.login_throttle"):
         for _ in range(3):
-            throttle.check("alice", "c1")
-            throttle.failed("alice", "c1")
-        throttle.succeeded("alice")
+            admission = throttle.admit(_account("alice"), "c1")
+        throttle.succeeded(admission)
+        throttle.admit_registration("c1")
     assert throttle.ping() is False
     assert any("login throttle unavailable" in record.getMessage() for record in caplog.records)

@@ -15,16 +15,24 @@ from app.services.users import UserService
 UserPageSchema = page_schema(UserSchema, "UserPage")
 
 
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
 def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -> Blueprint:
     blp = Blueprint("users", __name__, description="Users", tags={"auth": "Logging in and out: bearer tokens"})
 
     @blp.route("/users", methods=["POST"])
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
-    @errors("username_taken", "email_taken", body=True)
+    @errors("username_taken", "email_taken", "rate_limited", body=True)
     def create_user(body):
-        """Register a user (its wallet is created with it)."""
-        user = users.register(body["username"], body["email"], body["password"])
+        """Register a user (its wallet is created with it).
+
+        Each client address may register a limited number of users per window (by default 10
+        an hour); past it, 429 `rate_limited` with Retry-After.
+        """
+        user = users.sign_up(body["username"], body["email"], body["password"], client_address())
         return user, {"Location": url_for("users.get_user", user_id=user.id)}
 
     @blp.route("/auth/login", methods=["POST"], tags=["auth"])
@@ -32,8 +40,16 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.response(200, TokenSchema)
     @errors("invalid_credentials", "rate_limited", body=True)
     def login(body):
-        """Exchange a username (or email) and password for a bearer token."""
-        token = auth.login(body["username"], body["password"], request.remote_addr or "unknown")
+        """Exchange a username (or email) and password for a bearer token.
+
+        Throttled: failed attempts are counted per account (its username and email together)
+        and per client address, before the password is checked. Past the account's limit
+        (by default 5 failures in 300 s) the answer is 429 `rate_limited` with Retry-After,
+        except that the right password from an address this account logged in from before
+        still gets in; past the address's limit (four times as many) every attempt from it
+        is 429.
+        """
+        token = auth.login(body["username"], body["password"], client_address())
         return {"access_token": token, "token_type": "Bearer", "expires_in": auth.token_ttl}
 
     @blp.route("/auth/logout", methods=["POST"], tags=["auth"])
@@ -70,10 +86,23 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.route("/users/<id:user_id>", methods=["PATCH"])
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
-    @errors("invalid_credentials", "forbidden", "not_found", "email_taken", "last_admin", auth=True, body=True)
+    @errors(
+        "invalid_credentials",
+        "forbidden",
+        "not_found",
+        "email_taken",
+        "last_admin",
+        "rate_limited",
+        auth=True,
+        body=True,
+    )
     def update_user(changes, user_id):
-        """Self: email, password (with current_password). Admin: also role and is_active."""
-        return users.update(guard.principal(), user_id, changes)
+        """Self: email, password (with current_password). Admin: also role and is_active.
+
+        A wrong current_password counts against the account like a failed login (429
+        `rate_limited` past the limit).
+        """
+        return users.update(guard.principal(), user_id, changes, client_address())
 
     @blp.route("/users/<id:user_id>", methods=["DELETE"])
     @blp.response(204)
