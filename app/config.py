@@ -17,6 +17,7 @@ from app.infrastructure.database_url import check_database_url
 
 
 MIN_SECRET_KEY_BYTES = 32  # HS256's own key size: a shorter key can be brute-forced from one token
+MIN_METRICS_TOKEN_BYTES = 16
 
 
 class ConfigError(ValueError):
@@ -46,6 +47,7 @@ class Settings:
     idempotency_ttl_seconds: int = 86400
     balance_cache_seconds: int = 30
     max_body_bytes: int = 64 * 1024
+    metrics_token: str = ""
     instance_path: str = field(default_factory=default_instance_path)
 
     def as_dict(self) -> dict:
@@ -165,6 +167,8 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
             raw[key] = _NUMBERS[key](raw[key])
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad numeric configuration value: {exc}") from exc
+    if raw.get("metrics_token") and len(str(raw["metrics_token"]).encode()) < MIN_METRICS_TOKEN_BYTES:
+        raise ConfigError(f"CREDIT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes")
     if raw.get("token_ttl", 1) <= 0:
         raise ConfigError("CREDIT_TOKEN_TTL must be positive")
     try:

@@ -11,6 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from app.config import Settings, load_settings
 from app.http.api import api_settings
 from app.http.errors import module_unavailable_view, register_error_handlers
+from app.http.headers import install_security_headers
 from app.http.health import build_health_blueprint
 from app.http.metrics import build_metrics_blueprint
 from app.infrastructure.cache import Cache
@@ -83,8 +84,9 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     )
     app.module_manager = manager
     container.api().register_blueprint(build_health_blueprint(manager))
-    container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager))
+    container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager, settings.metrics_token))
     install_request_hooks(app, container.metrics(), manager)  # before the modules' hooks
+    install_security_headers(app)
     _scope_cache_read_ahead(app, container.cache())
     try:
         manager.start(app)

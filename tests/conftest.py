@@ -11,6 +11,7 @@ from app import build_container, create_app
 from app.config import load_settings
 from app.services.passwords import Passwords
 from tests import backends
+from tests.helpers import METRICS_TOKEN
 
 BACKEND = os.environ.get("CREDIT_TEST_BACKEND", "sqlite")
 
@@ -65,6 +66,7 @@ def settings_factory(tmp_path, backend_urls):
             secret_key="test-secret-key-0123456789abcdef",
             instance_path=str(tmp_path),
             login_max_failures=5,
+            metrics_token=METRICS_TOKEN,
         )
         values.update(overrides)
         return load_settings(environ={}, **values)

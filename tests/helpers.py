@@ -11,6 +11,7 @@ from app.http.principal import register_principal_loader
 from app.services.principal import Principal
 
 DEFAULT_PASSWORD = "correct-horse-battery"
+METRICS_TOKEN = "test-metrics-token-0123456789abcdef"  # the test apps' CREDIT_METRICS_TOKEN
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import requests
 
 from app import build_container
 from app.config import load_settings
-from tests.helpers import DEFAULT_PASSWORD
+from tests.helpers import DEFAULT_PASSWORD, METRICS_TOKEN
 
 BIN = Path(sys.executable).parent
 
@@ -107,6 +107,7 @@ def server_env(database_url: str, cache_url: str, instance_path: Path, **extra: 
         "CREDIT_CACHE_URL": cache_url,
         "CREDIT_SECRET_KEY": "e2e-secret-key-0123456789abcdef0123",
         "CREDIT_INSTANCE_PATH": str(instance_path),
+        "CREDIT_METRICS_TOKEN": METRICS_TOKEN,
     }
     env.update(extra)
     return env

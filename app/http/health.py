@@ -11,6 +11,9 @@ from app.schemas.health import HealthSchema, LivenessSchema, ModuleHealthSchema,
 from app.services.errors import NotFound
 
 _PUBLIC_HEALTH_KEYS = ("status", "module", "dependencies", "last_check", "uptime", "critical")
+# What anyone may see of a module's status; its source (a Python path), its routes and why
+# it failed are for admins.
+_PUBLIC_STATUS_KEYS = ("status", "dependencies", "dependents", "load_position", "init_ms", "critical")
 
 
 def build_health_blueprint(manager) -> Blueprint:
@@ -53,7 +56,12 @@ def build_health_blueprint(manager) -> Blueprint:
     @errors(backend=False)
     @blp.doc(summary="Load order and each module's status, dependencies and init time")
     def module_status():
-        return jsonify(manager.status_report(include_reasons=viewer_is_admin()))
+        admin = viewer_is_admin()
+        report = manager.status_report(include_reasons=admin)
+        if not admin:
+            for name, status in report["modules"].items():
+                report["modules"][name] = {k: status[k] for k in _PUBLIC_STATUS_KEYS}
+        return jsonify(report)
 
     @blp.route("/modules/<string(maxlength=64):name>/health")
     @blp.response(200, ModuleHealthSchema)

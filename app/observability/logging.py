@@ -67,11 +67,16 @@ def skip_unlogged_record_attributes() -> None:
 
 
 def quiet_request_handler():
-    """The dev server's request handler without its own access line: the app writes a JSON one."""
+    """The dev server's request handler without its own access line (the app writes a JSON
+    one) and without its version banner."""
     from werkzeug.serving import WSGIRequestHandler
 
     class QuietRequestHandler(WSGIRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """Skip: app.access already logged this request."""
+
+        def version_string(self) -> str:
+            """The `Server` header: no Werkzeug and Python versions for anyone to look up."""
+            return "credit-system"
 
     return QuietRequestHandler

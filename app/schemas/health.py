@@ -53,8 +53,8 @@ class ModuleStatusSchema(Schema):
     load_position = fields.Integer(required=True)
     init_ms = fields.Float(required=True, allow_none=True, metadata={"description": "null unless it was built"})
     critical = fields.Boolean(required=True)
-    source = fields.String(required=True, metadata={"description": "Where the module class came from"})
-    routes = fields.List(fields.String(), required=True)
+    source = fields.String(metadata={"description": "Admins only: where the module class came from"})
+    routes = fields.List(fields.String(), metadata={"description": "Admins only: the paths the module serves"})
     reason = fields.String(
         allow_none=True, metadata={"description": "Admins only: why it failed, was skipped or disabled"}
     )

@@ -24,7 +24,7 @@ from app.observability.logging import JsonFormatter, logging_config
 from app.observability.metrics import Metrics
 from app.observability.requests import route_template
 from app.serving import MULTIPROC_ENV, CreditServer, gunicorn_options, multiprocess_metrics_dir
-from tests.helpers import bearer, login, register
+from tests.helpers import METRICS_TOKEN, bearer, login, register
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -46,7 +46,7 @@ def log_lines():
 
 def samples(client, name: str) -> dict[tuple, float]:
     """Scrape /metrics: {sorted label items: value} of one sample name."""
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=bearer(METRICS_TOKEN))
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     found = {}

@@ -60,7 +60,7 @@ def test_docs_page_renders_every_operation_offline(sync_playwright, server):
         for method in item
         if method in {"get", "post", "put", "patch", "delete"}
     )
-    outside, page_errors = [], []
+    outside, page_errors, violations = [], [], []
 
     def only_this_server(route):
         if route.request.url.startswith(server.url + "/"):
@@ -76,8 +76,14 @@ def test_docs_page_renders_every_operation_offline(sync_playwright, server):
             context.route("**/*", only_this_server)
             page = context.new_page()
             page.on("pageerror", lambda error: page_errors.append(str(error)))
+            # The page's Content-Security-Policy must not block anything Swagger UI needs.
+            page.on(
+                "console",
+                lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+            )
             response = page.goto(server.url + "/docs", wait_until="load")
             assert response is not None and response.status == 200
+            assert "script-src 'self' 'sha256-" in response.headers["content-security-policy"]
             page.wait_for_selector(".opblock .opblock-summary-path", timeout=30_000)
             page.wait_for_function(f"document.querySelectorAll('.opblock').length >= {len(operations)}", timeout=30_000)
             rendered = sorted(
@@ -100,3 +106,4 @@ def test_docs_page_renders_every_operation_offline(sync_playwright, server):
     assert "Credit System" in title
     assert not outside, f"/docs tried to reach beyond the server: {outside}"
     assert not page_errors, page_errors
+    assert not violations, violations

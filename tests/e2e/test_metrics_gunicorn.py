@@ -14,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.infrastructure.migrations import upgrade
+from tests.helpers import METRICS_TOKEN, bearer
 from tests.servers import ServerProcess, server_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ GRACEFUL_TIMEOUT = 30  # app.serving's graceful_timeout
 
 def livez_count(url: str) -> float:
     """credit_http_requests_total summed over every /livez series, from one scrape."""
-    response = requests.get(url + "/metrics", timeout=10)
+    response = requests.get(url + "/metrics", timeout=10, headers=bearer(METRICS_TOKEN))
     assert response.status_code == 200
     return sum(
         sample.value

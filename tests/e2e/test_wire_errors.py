@@ -36,4 +36,5 @@ def test_requests_gunicorn_refuses_get_the_error_body(server, status, code, mess
     response = requests.get(server.url + "/transactions", timeout=10, **request_kwargs)
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json", WIRING_HINT
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.json() == {"error": {"code": code, "message": message, "details": {}}}
