@@ -82,19 +82,18 @@ class UserService:
         require_owner_or_admin(actor, user_id)
         if not actor.is_admin and ({"role", "is_active"} & changes.keys()):
             raise Forbidden("only an admin may change role or is_active")
+        verified_hash = None
+        if "password" in changes and actor.user_id == user_id:
+            if "current_password" not in changes:
+                raise ValidationFailed.field("current_password", "required to change your password")
+            verified_hash = self._check_current_password(user_id, changes["current_password"], client)
         new_hash = self._passwords.hash(changes["password"]) if "password" in changes else None
         with self._db.unit_of_work() as uow:
             if changes.get("role", Role.ADMIN) != Role.ADMIN or changes.get("is_active") is False:
                 self._keep_an_admin(uow.session, user_id)
             user = self._load(uow.session, user_id)
-            if "password" in changes and actor.user_id == user_id:
-                if "current_password" not in changes:
-                    raise ValidationFailed.field("current_password", "required to change your password")
-                # The same account bucket as logging in: a stolen token is no faster way to guess.
-                admission = self._throttle.admit(LoginThrottle.account_key(user_id, user.username), client)
-                if not self._passwords.verify(user.password_hash, changes["current_password"]):
-                    raise InvalidCredentials("current_password is wrong")
-                self._throttle.succeeded(admission)
+            if verified_hash is not None and user.password_hash != verified_hash:
+                raise InvalidCredentials("current_password is wrong")  # changed meanwhile
             if "email" in changes and changes["email"].lower() != user.email_key:
                 self._ensure_free(uow.session, email=changes["email"])
                 user.email, user.email_key = changes["email"], changes["email"].lower()
@@ -111,6 +110,18 @@ class UserService:
             self._publish_auth_state(uow, user)
             self._commit(uow)
         return user
+
+    def _check_current_password(self, user_id: str, password: str, client: str) -> str:
+        """The stored hash `password` matches, checked before any write transaction (no lock
+        is held through Argon2 or the throttle's round trip); counted in the same account
+        bucket as logging in, so a stolen token is no faster way to guess."""
+        with self._db.unit_of_work(write=False) as uow:
+            user = self._load(uow.session, user_id)
+        admission = self._throttle.admit(LoginThrottle.account_key(user_id, user.username), client)
+        if not self._passwords.verify(user.password_hash, password):
+            raise InvalidCredentials("current_password is wrong")
+        self._throttle.succeeded(admission)
+        return user.password_hash
 
     def deactivate(self, actor: Principal, user_id: str) -> None:
         """Keep the user (and wallet, and history) but stop logins and every token."""
