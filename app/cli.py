@@ -53,6 +53,9 @@ class _Cli(click.Group):
 
 
 SERVERS = ("run", "serve")
+# The `serve` choices, without importing gunicorn for every command (app.serving has them too).
+WORKER_CLASSES = ("gevent", "sync", "gthread")
+DEFAULT_WORKER_CLASS = "gevent"
 
 
 @click.group(cls=_Cli)
@@ -111,17 +114,35 @@ def _tell_a_person(line: str) -> None:
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="host:port to listen on.")
 @click.option("--workers", default=None, type=int, help="Worker processes [default: 2 x CPUs + 1].")
-@click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker.")
+@click.option(
+    "--worker-class",
+    type=click.Choice(WORKER_CLASSES),
+    default=DEFAULT_WORKER_CLASS,
+    show_default=True,
+    help="gunicorn worker: gevent serves slow clients without tying up a process.",
+)
+@click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker (gthread only).")
 @click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
 @click.pass_obj
-def serve(obj: dict, bind: str, workers: int | None, threads: int, timeout: int) -> None:
+def serve(obj: dict, bind: str, workers: int | None, worker_class: str, threads: int, timeout: int) -> None:
     """Production server (gunicorn); requires CREDIT_SECRET_KEY."""
     from app.serving import serve as run_gunicorn
 
     settings = _settings()
     if settings.secret_key_generated:
-        raise click.ClickException("CREDIT_SECRET_KEY must be set for `serve`")
-    run_gunicorn(settings, bind=bind, workers=workers, threads=threads, timeout=timeout, log_level=obj["log_level"])
+        raise click.ClickException(
+            "CREDIT_SECRET_KEY must be set for `serve` (at least 32 bytes; generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))")'
+        )
+    run_gunicorn(
+        settings,
+        bind=bind,
+        workers=workers,
+        threads=threads,
+        timeout=timeout,
+        log_level=obj["log_level"],
+        worker_class=worker_class,
+    )
 
 
 @main.group()

@@ -15,7 +15,6 @@ import yaml  # type: ignore[import-untyped]
 from app.infrastructure.cache import check_cache_url
 from app.infrastructure.database_url import check_database_url
 
-
 MIN_SECRET_KEY_BYTES = 32  # HS256's own key size: a shorter key can be brute-forced from one token
 MIN_METRICS_TOKEN_BYTES = 16
 

@@ -18,6 +18,13 @@ from app.http.wire_errors import install as install_wire_errors
 from app.observability.logging import logging_config
 from app.observability.metrics import MULTIPROC_ENV
 
+# `gevent` (the default): each connection is a greenlet, so a client that sends its request
+# slowly holds a few kilobytes, not a process; sync workers read a request with the whole
+# process and assume a buffering proxy in front. `sync` and `gthread` stay for comparison.
+WORKER_CLASSES = ("gevent", "sync", "gthread")
+DEFAULT_WORKER_CLASS = "gevent"
+WORKER_CONNECTIONS = 1000  # open connections (greenlets) per gevent worker
+
 
 def default_workers() -> int:
     return multiprocessing.cpu_count() * 2 + 1
@@ -95,12 +102,22 @@ def multiprocess_metrics_dir() -> Iterator[str]:
             os.environ.pop(MULTIPROC_ENV, None)
 
 
-def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int, log_level: str = "INFO") -> dict:
+def gunicorn_options(
+    bind: str,
+    workers: int | None,
+    threads: int,
+    timeout: int,
+    log_level: str = "INFO",
+    worker_class: str = DEFAULT_WORKER_CLASS,
+) -> dict:
+    if worker_class not in WORKER_CLASSES:
+        raise ValueError(f"worker class must be one of {', '.join(WORKER_CLASSES)}")
     return {
         "bind": bind,
         "workers": workers or default_workers(),
         "threads": threads,
-        "worker_class": "gthread" if threads > 1 else "sync",
+        "worker_class": worker_class,
+        "worker_connections": WORKER_CONNECTIONS,
         "timeout": timeout,
         "graceful_timeout": 30,  # in-flight requests get this long to finish on SIGTERM
         "keepalive": 5,
@@ -122,8 +139,15 @@ def gunicorn_options(bind: str, workers: int | None, threads: int, timeout: int,
 
 
 def serve(
-    settings: Settings, bind: str, workers: int | None, threads: int, timeout: int, log_level: str = "INFO"
+    settings: Settings,
+    bind: str,
+    workers: int | None,
+    threads: int,
+    timeout: int,
+    log_level: str = "INFO",
+    worker_class: str = DEFAULT_WORKER_CLASS,
 ) -> None:
     install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
     with multiprocess_metrics_dir():
-        CreditServer(settings, gunicorn_options(bind, workers, threads, timeout, log_level)).run()
+        options = gunicorn_options(bind, workers, threads, timeout, log_level, worker_class)
+        CreditServer(settings, options).run()

@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine
 
+from app.serving import DEFAULT_WORKER_CLASS, WORKER_CLASSES, WORKER_CONNECTIONS
 from bench import seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
@@ -125,6 +126,12 @@ def main() -> int:
     parser.add_argument("--levels", default="4,16,64", help="concurrency levels")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server")
     parser.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        default=DEFAULT_WORKER_CLASS,
+        help="gunicorn worker for every server (the project's `serve` default unless told)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -179,6 +186,8 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "CREDIT_INSTANCE_PATH": str(workdir),
         "CREDIT_SECRET_KEY": settings.secret_key,
     }
+    # Every server runs under the same worker model, so the ratios compare like with like.
+    worker_class = "gthread" if args.threads > 1 else args.worker_class
     gunicorn = [
         str(BIN / "gunicorn"),
         "-w",
@@ -188,9 +197,14 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "--log-level",
         "warning",
         "--no-control-socket",
-        *(["-k", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []),
+        "-k",
+        worker_class,
+        *(["--threads", str(args.threads)] if worker_class == "gthread" else []),
+        # The same gunicorn settings `serve` gives the project (app.serving.gunicorn_options).
+        "--worker-connections",
+        str(WORKER_CONNECTIONS),
     ]
-    out: dict = {"seeding_seconds": round(seeding_s, 1)}
+    out: dict = {"seeding_seconds": round(seeding_s, 1), "worker_class": worker_class}
     raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
     with (
         Server(
@@ -201,6 +215,8 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
                 "127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
+                "--worker-class",
+                worker_class,
                 "--threads",
                 str(args.threads),
             ],
@@ -272,6 +288,7 @@ def _ratio(a: float, b: float) -> str:
 def report(r: dict) -> None:
     rounds = r["config"]["rounds"]
     print(f"\n== throughput and latency (wrk; median of {rounds} interleaved runs; p50/p99 in ms) ==")
+    print(f"gunicorn worker class for all three servers: {r.get('worker_class', 'sync')}")
     print(f"{'scenario':<20}{'conc':>6}{'req/s':>10}{'p50':>9}{'p99':>9}{'p99/p50':>9}{'errors':>8}")
     for name in ("project_transfer", "raw_transfer", "project_balance", "hello_balance"):
         for c, m in r[name].items():

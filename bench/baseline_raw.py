@@ -19,7 +19,7 @@ _local = threading.local()
 
 
 def connection() -> psycopg.Connection:
-    """One connection per worker thread (a sync worker has one thread; gthread, several)."""
+    """One connection per worker thread (sync: one; gthread: several; gevent: one per client connection)."""
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed:
         conn = _local.conn = psycopg.connect(_DSN)

@@ -33,7 +33,7 @@ class ServerProcess:
         self,
         env: dict[str, str],
         workers: int = 2,
-        threads: int = 4,
+        threads: int | None = None,
         log_path: Path | None = None,
         command: str = "serve",
     ) -> None:
@@ -54,8 +54,8 @@ class ServerProcess:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                "--threads",
-                str(self.threads),
+                # serve's own worker class (gevent); threads only matter to gthread workers
+                *(["--threads", str(self.threads)] if self.threads else []),
             ]
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]

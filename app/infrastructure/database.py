@@ -33,8 +33,11 @@ def build_engine(url: str) -> Engine:
     return create_engine(
         url,
         hide_parameters=True,  # bound values (password hashes, tokens) never reach a log or error text
+        # At most 10 connections per process, waited for beyond that: a gevent worker serves
+        # many requests at once, and 2 x CPUs + 1 workers must stay under the server's
+        # max_connections (PostgreSQL's default is 100).
         pool_size=10,
-        max_overflow=20,
+        max_overflow=0,
         # No pre-ping: it costs a round trip on every checkout. A connection found dead
         # mid-request is a disconnect error, which invalidates the whole pool (that request
         # answers 503) and the next checkout reconnects.

@@ -54,15 +54,15 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
         CREDIT_MODULES_EXTRA="tests.e2e.slow_module:SlowModule",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = ServerProcess(env, workers=3, threads=1, log_path=tmp_path / "server.log").start()
+    server = ServerProcess(env, workers=3, log_path=tmp_path / "server.log").start()
     try:
         (metrics_dir,) = private_tmp.glob("credit-metrics-*")
-        # A sync worker accepts only while idle: three overlapping slow requests land on
-        # three different workers, so every worker has counters of its own to add up.
+        # Overlapping requests on fresh connections go to whichever worker accepts first, so
+        # several workers get counters of their own to add up (checked below).
         with ThreadPoolExecutor(max_workers=3) as pool:
             assert list(pool.map(fresh_get, [server.url + "/slow?seconds=1"] * 3)) == [200] * 3
         before = livez_count(server.url)  # start() polled /livez: those count too
-        with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent, so sync workers share them
+        with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent, so the workers share them
             statuses = list(pool.map(fresh_get, [server.url + "/livez"] * LIVEZ_REQUESTS))
         assert statuses == [200] * LIVEZ_REQUESTS
         counts = [livez_count(server.url) - before for _ in range(12)]

@@ -1,7 +1,10 @@
-"""RedisCache keeps a connection per thread; one that Redis dropped (a restart, a killed
-client) is replaced on first use, not mistaken for Redis being down."""
+"""RedisCache keeps its connections and reuses them whichever thread (or greenlet) calls;
+one that Redis dropped (a restart, a killed client) is replaced on first use, not
+mistaken for Redis being down."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import redis
@@ -18,7 +21,7 @@ def test_a_connection_redis_dropped_is_replaced_without_a_miss_or_backoff(redis_
     admin = redis.Redis.from_url(redis_url)
     try:
         cache.set_if_newer("k", 1, "v1", 60)
-        kept = cache._connection()
+        (kept,) = cache._idle
         client_id = admin.execute_command("CLIENT", "KILL", "ID", _client_id(admin, kept), "SKIPME", "yes")
         assert client_id == 1  # Redis closed the cache's connection, as a restart would
         assert [versioned.decode(value) for value in cache.get_many(["k"])] == [(1, "v1")]
@@ -28,6 +31,36 @@ def test_a_connection_redis_dropped_is_replaced_without_a_miss_or_backoff(redis_
     finally:
         cache.close()
         admin.close()
+        backends.flush_redis(redis_url)
+
+
+def test_short_lived_callers_reuse_the_kept_connections(redis_url):
+    """Under gevent every HTTP connection is a greenlet: one Redis connection per caller
+    would be one per client, never reused. Callers that come and go share a few."""
+    backends.flush_redis(redis_url)
+    cache = RedisCache(redis_url)
+    try:
+        for n in range(20):  # one caller after another, each on a thread of its own
+            caller = threading.Thread(target=cache.set_if_newer, args=(f"k{n}", 1, "v", 60))
+            caller.start()
+            caller.join()
+        assert len(cache._connections) == 1
+        barrier = threading.Barrier(8)
+
+        def busy():
+            barrier.wait()
+            for _ in range(50):
+                cache.get_many(["k1", "k2"])
+
+        callers = [threading.Thread(target=busy) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert 1 <= len(cache._connections) <= 8  # at most one per caller at once
+        assert len(cache._idle) == len(cache._connections)  # every one handed back
+    finally:
+        cache.close()
         backends.flush_redis(redis_url)
 
 
