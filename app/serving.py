@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -148,6 +149,12 @@ def serve(
     worker_class: str = DEFAULT_WORKER_CLASS,
 ) -> None:
     install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
+    if worker_class == "gevent":
+        # Each gevent worker patches the standard library first thing, and warns (in plain
+        # text, outside the JSON logs) that `ssl` was imported before: this process loaded it
+        # with redis-py's asyncio client (through `limits`), which nothing here uses, and
+        # opened no SSL socket before the fork. Sockets opened after the patch are gevent's.
+        warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
     with multiprocess_metrics_dir():
         options = gunicorn_options(bind, workers, threads, timeout, log_level, worker_class)
         CreditServer(settings, options).run()
