@@ -42,8 +42,9 @@ def test_a_value_that_is_not_a_number_of_the_type_is_refused(tmp_path, variable,
 
 
 def test_text_settings_stay_text(tmp_path):
-    settings = load_settings({"CREDIT_SECRET_KEY": "1234"}, instance_path=str(tmp_path))
-    assert settings.secret_key == "1234"
+    digits = "1234" * 8  # a key may look like a number: it stays the text it was
+    settings = load_settings({"CREDIT_SECRET_KEY": digits}, instance_path=str(tmp_path))
+    assert settings.secret_key == digits
 
 
 def test_the_instance_folder_defaults_to_instance_in_the_working_directory_at_load_time(tmp_path, monkeypatch):
