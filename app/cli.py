@@ -54,8 +54,7 @@ class _Cli(click.Group):
 
 SERVERS = ("run", "serve")
 # The `serve` choices, without importing gunicorn for every command (app.serving has them too).
-WORKER_CLASSES = ("gevent", "sync", "gthread")
-DEFAULT_WORKER_CLASS = "gevent"
+WORKER_CLASSES = ("sync", "gthread", "gevent")
 
 
 @click.group(cls=_Cli)
@@ -117,14 +116,14 @@ def _tell_a_person(line: str) -> None:
 @click.option(
     "--worker-class",
     type=click.Choice(WORKER_CLASSES),
-    default=DEFAULT_WORKER_CLASS,
-    show_default=True,
-    help="gunicorn worker: gevent serves slow clients without tying up a process.",
+    default=None,
+    help="gunicorn worker [default: sync, or gthread with --threads above 1]; gevent serves slow "
+    "clients without a buffering proxy in front (see the README's Serving section).",
 )
-@click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker (gthread only).")
+@click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker (gthread).")
 @click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
 @click.pass_obj
-def serve(obj: dict, bind: str, workers: int | None, worker_class: str, threads: int, timeout: int) -> None:
+def serve(obj: dict, bind: str, workers: int | None, worker_class: str | None, threads: int, timeout: int) -> None:
     """Production server (gunicorn); requires CREDIT_SECRET_KEY."""
     from app.serving import serve as run_gunicorn
 

@@ -19,12 +19,20 @@ from app.http.wire_errors import install as install_wire_errors
 from app.observability.logging import logging_config
 from app.observability.metrics import MULTIPROC_ENV
 
-# `gevent` (the default): each connection is a greenlet, so a client that sends its request
-# slowly holds a few kilobytes, not a process; sync workers read a request with the whole
-# process and assume a buffering proxy in front. `sync` and `gthread` stay for comparison.
-WORKER_CLASSES = ("gevent", "sync", "gthread")
-DEFAULT_WORKER_CLASS = "gevent"
+# `sync` (the default; `gthread` with several threads) reads a request with the whole
+# process and assumes a buffering proxy in front. `gevent` gives each connection a greenlet,
+# so a client sending its request slowly holds a few kilobytes, not a process, at a cost in
+# throughput and tail latency measured in the README ("Serving").
+WORKER_CLASSES = ("sync", "gthread", "gevent")
 WORKER_CONNECTIONS = 1000  # open connections (greenlets) per gevent worker
+
+
+def choose_worker_class(worker_class: str | None, threads: int) -> str:
+    """The one asked for; by default sync, or gthread when there are several threads."""
+    chosen = worker_class or ("gthread" if threads > 1 else "sync")
+    if chosen not in WORKER_CLASSES:
+        raise ValueError(f"worker class must be one of {', '.join(WORKER_CLASSES)}")
+    return chosen
 
 
 def default_workers() -> int:
@@ -109,15 +117,13 @@ def gunicorn_options(
     threads: int,
     timeout: int,
     log_level: str = "INFO",
-    worker_class: str = DEFAULT_WORKER_CLASS,
+    worker_class: str | None = None,
 ) -> dict:
-    if worker_class not in WORKER_CLASSES:
-        raise ValueError(f"worker class must be one of {', '.join(WORKER_CLASSES)}")
     return {
         "bind": bind,
         "workers": workers or default_workers(),
         "threads": threads,
-        "worker_class": worker_class,
+        "worker_class": choose_worker_class(worker_class, threads),
         "worker_connections": WORKER_CONNECTIONS,
         "timeout": timeout,
         "graceful_timeout": 30,  # in-flight requests get this long to finish on SIGTERM
@@ -146,7 +152,7 @@ def serve(
     threads: int,
     timeout: int,
     log_level: str = "INFO",
-    worker_class: str = DEFAULT_WORKER_CLASS,
+    worker_class: str | None = None,
 ) -> None:
     install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
     if worker_class == "gevent":

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine
 
-from app.serving import DEFAULT_WORKER_CLASS, WORKER_CLASSES, WORKER_CONNECTIONS
+from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
 from bench import seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
@@ -128,8 +128,8 @@ def main() -> int:
     parser.add_argument(
         "--worker-class",
         choices=WORKER_CLASSES,
-        default=DEFAULT_WORKER_CLASS,
-        help="gunicorn worker for every server (the project's `serve` default unless told)",
+        default=None,
+        help="gunicorn worker for every server [default: serve's: sync, or gthread with --threads above 1]",
     )
     parser.add_argument(
         "--threads",
@@ -187,7 +187,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "CREDIT_SECRET_KEY": settings.secret_key,
     }
     # Every server runs under the same worker model, so the ratios compare like with like.
-    worker_class = "gthread" if args.threads > 1 else args.worker_class
+    worker_class = choose_worker_class(args.worker_class, args.threads)
     gunicorn = [
         str(BIN / "gunicorn"),
         "-w",

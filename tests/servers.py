@@ -33,14 +33,15 @@ class ServerProcess:
         self,
         env: dict[str, str],
         workers: int = 2,
-        threads: int | None = None,
+        threads: int = 4,
         log_path: Path | None = None,
         command: str = "serve",
+        worker_class: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.worker_class = workers, threads, worker_class
         self.command = command
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -54,8 +55,9 @@ class ServerProcess:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.workers),
-                # serve's own worker class (gevent); threads only matter to gthread workers
-                *(["--threads", str(self.threads)] if self.threads else []),
+                "--threads",
+                str(self.threads),
+                *(["--worker-class", self.worker_class] if self.worker_class else []),
             ]
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]

@@ -350,12 +350,13 @@ def test_each_worker_freezes_what_start_up_built_out_of_the_collectors_reach():
         gc.unfreeze()
 
 
-def test_serve_runs_gevent_workers_unless_told_otherwise():
+def test_serve_picks_sync_gthread_or_the_gevent_worker_it_is_told():
     from app import cli, serving
 
-    assert gunicorn_options("127.0.0.1:0", 2, 1, 30)["worker_class"] == "gevent"
-    assert gunicorn_options("127.0.0.1:0", 2, 4, 30, worker_class="gthread")["threads"] == 4
+    assert gunicorn_options("127.0.0.1:0", 2, 1, 30)["worker_class"] == "sync"
+    assert gunicorn_options("127.0.0.1:0", 2, 4, 30)["worker_class"] == "gthread"
+    assert gunicorn_options("127.0.0.1:0", 2, 1, 30, worker_class="gevent")["worker_connections"] == 1000
     with pytest.raises(ValueError, match="worker class"):
         gunicorn_options("127.0.0.1:0", 2, 1, 30, worker_class="eventlet")
     # The command line lists the same choices without importing gunicorn for every command.
-    assert (cli.WORKER_CLASSES, cli.DEFAULT_WORKER_CLASS) == (serving.WORKER_CLASSES, serving.DEFAULT_WORKER_CLASS)
+    assert cli.WORKER_CLASSES == serving.WORKER_CLASSES

@@ -40,7 +40,8 @@ def fresh_get(url: str) -> int:
 
 
 @pytest.mark.e2e
-def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
+@pytest.mark.parametrize("worker_class", [None, "gevent"], ids=["sync", "gevent"])
+def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path, worker_class):
     database_url = f"sqlite:///{tmp_path / 'credit.sqlite3'}"
     upgrade(database_url)
     private_tmp = tmp_path / "tmp"  # where `serve` makes its metrics dir, so the test can look at it
@@ -54,15 +55,18 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path):
         CREDIT_MODULES_EXTRA="tests.e2e.slow_module:SlowModule",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    server = ServerProcess(env, workers=3, log_path=tmp_path / "server.log").start()
+    server = ServerProcess(
+        env, workers=3, threads=1, log_path=tmp_path / "server.log", worker_class=worker_class
+    ).start()
     try:
         (metrics_dir,) = private_tmp.glob("credit-metrics-*")
-        # Overlapping requests on fresh connections go to whichever worker accepts first, so
-        # several workers get counters of their own to add up (checked below).
+        # A sync worker accepts only while idle: three overlapping slow requests land on
+        # three different workers, so every worker has counters of its own to add up (a
+        # gevent worker accepts while busy; the fresh connections below still spread).
         with ThreadPoolExecutor(max_workers=3) as pool:
             assert list(pool.map(fresh_get, [server.url + "/slow?seconds=1"] * 3)) == [200] * 3
         before = livez_count(server.url)  # start() polled /livez: those count too
-        with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent, so the workers share them
+        with ThreadPoolExecutor(max_workers=6) as pool:  # concurrent, so sync workers share them
             statuses = list(pool.map(fresh_get, [server.url + "/livez"] * LIVEZ_REQUESTS))
         assert statuses == [200] * LIVEZ_REQUESTS
         counts = [livez_count(server.url) - before for _ in range(12)]

@@ -1,9 +1,10 @@
-"""Slow clients must not freeze `credit-system serve`.
+"""Slow clients must not freeze `credit-system serve --worker-class gevent`.
 
 Fifty connections each send a request line and then one header line a second, never
-finishing their headers (slowloris). With sync workers, two such connections held both
-workers of a 2-worker server until gunicorn killed them (30 s); `serve`'s gevent workers
-give each connection a greenlet instead, so health checks and transfers keep answering.
+finishing their headers (slowloris). With sync workers (serve's default, meant to sit
+behind a buffering proxy), two such connections hold both workers of a 2-worker server
+until gunicorn kills them (30 s); gevent workers give each connection a greenlet instead,
+so health checks and transfers keep answering.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def server(tmp_path):
     container = build_container(settings)
     container.user_service().ensure_admin("root", "root@example.com", DEFAULT_PASSWORD)
     container.database().dispose()
-    with ServerProcess(env, workers=2, log_path=tmp_path / "server.log") as server:
+    with ServerProcess(env, workers=2, log_path=tmp_path / "server.log", worker_class="gevent") as server:
         yield server
 
 
