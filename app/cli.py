@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -208,7 +209,7 @@ def ledger_verify() -> None:
         f"transactions: {report.transactions}, wallets: {report.wallets}, "
         f"issued: {report.issued}, redeemed: {report.redeemed}, held in wallets: {report.total_balance}"
     )
-    problems = [
+    problems: list[tuple[str, Sequence[object]]] = [
         ("unbalanced transaction", report.unbalanced_transactions),
         ("transaction without entries", report.transactions_without_entries),
         ("stored balance differs from entries", report.wrong_balances),

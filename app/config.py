@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import get_type_hints
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from app.infrastructure.cache import check_cache_url
 from app.infrastructure.database_url import check_database_url

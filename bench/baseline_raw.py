@@ -47,7 +47,7 @@ def transfer():
             "VALUES (%s, 'transfer', %s, %s, %s, now()) RETURNING created_at",
             (tx_id, amount, src, dst),
         )
-        created_at = cur.fetchone()[0]
+        ((created_at,),) = cur.fetchall()  # RETURNING: one row
         cur.execute(
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at) "
             "VALUES (%s, %s, %s, 'transfer', now()), (%s, %s, %s, 'transfer', now())",

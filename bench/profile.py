@@ -115,7 +115,8 @@ def main() -> int:
 
         configure_logging(settings.log_level if hasattr(settings, "log_level") else "INFO")
         for handler in logging.getLogger().handlers:  # format every line as `serve` does, write nowhere
-            handler.setStream(open(os.devnull, "w"))
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(open(os.devnull, "w"))
         app = create_app(settings)
         token = (
             app.test_client()

@@ -6,9 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 PG_ADMIN = os.environ.get("CREDIT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CREDIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -16,7 +20,7 @@ PASSWORD = "bench-password-1"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123"
 
 
-def settings_for(db_url: str, cache_url: str, workdir) -> object:
+def settings_for(db_url: str, cache_url: str, workdir) -> Settings:
     """The app's settings for a bench database and cache (no environment variables read)."""
     from app.config import load_settings
 

@@ -22,7 +22,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import cast
 
 from sqlalchemy import create_engine, text
 
@@ -42,7 +41,6 @@ def main() -> int:
     import redis
 
     from app import build_container, create_app
-    from app.config import Settings
     from app.services.passwords import Passwords
 
     workdir = Path(tempfile.mkdtemp(prefix="credit-trigger-"))
@@ -54,7 +52,7 @@ def main() -> int:
         seed.analyze(engine)
         redis.Redis.from_url(REDIS).flushdb()
         logging.disable(logging.CRITICAL)  # access lines cost the same either way; keep them out
-        settings = cast(Settings, settings_for(db_url, REDIS, workdir))
+        settings = settings_for(db_url, REDIS, workdir)
         container = build_container(settings)
         app = create_app(settings, container=container)
         container.user_service().ensure_admin("benchadmin", "benchadmin@example.com", PASSWORD)
@@ -80,7 +78,7 @@ def main() -> int:
         for round_ in range(args.rounds):
             for enabled in (True, False) if round_ % 2 == 0 else (False, True):
                 times[enabled].append(batch(enabled))
-        app.module_manager.shutdown()  # type: ignore[attr-defined]  # its sessions end, flushing their statistics
+        app.module_manager.shutdown()  # its sessions end, flushing their statistics
         with engine.connect() as conn:
             calls, self_ms = conn.execute(
                 text(

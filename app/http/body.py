@@ -127,7 +127,8 @@ def _read(req) -> DecodedBody | None:
 
 def request_body() -> DecodedBody | None:
     """This request's body, decoded once (None when there is none); BodyRefused when unusable."""
-    req = request._get_current_object()  # one context lookup, not one per attribute
+    # One context lookup, not one per attribute (Flask types the proxy as the Request itself).
+    req = request._get_current_object()  # type: ignore[attr-defined]
     body = req.environ.get(_KEY, _UNREAD)
     if body is _UNREAD:
         body = req.environ[_KEY] = _read(req)
@@ -143,7 +144,8 @@ def _body_required(endpoint: str) -> bool:
 
 def require_json_object() -> None:
     """Before any view: a body is JSON and an object, and present where the operation requires one."""
-    req = request._get_current_object()
+    # One context lookup, not one per attribute (Flask types the proxy as the Request itself).
+    req = request._get_current_object()  # type: ignore[attr-defined]
     if req.method not in BODY_METHODS or req.routing_exception is not None:
         return  # no body to read, or a 404/405 answers first
     if request_body() is None and _body_required(req.url_rule.endpoint):

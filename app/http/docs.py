@@ -46,7 +46,7 @@ from marshmallow import RAISE
 from app.http.errors import ErrorDoc, error_catalog
 from app.http.idempotency import IDEMPOTENCY_DOC
 
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 _RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
 _REPLAYED = {
     "Idempotent-Replayed": {
@@ -189,7 +189,7 @@ def error_responses(
         by_status.setdefault(catalog[code].status, []).append(code)
     responses = {}
     for status, status_codes in sorted(by_status.items()):
-        headers = {}
+        headers: dict[str, dict[str, Any]] = {}
         if "unauthorized" in status_codes:
             headers["WWW-Authenticate"] = {
                 "description": "`Bearer` when the token is missing or invalid",

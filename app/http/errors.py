@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flask import Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.infrastructure.migrations import SchemaNotCurrent
 from app.services.errors import DomainError, RateLimited, Unauthorized
@@ -164,7 +164,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
         422: "the request has invalid fields",
     }.get(status, exc.description or exc.name)
     headers = dict(data.get("headers") or {})
-    if status == 405 and getattr(exc, "valid_methods", None):
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         headers["Allow"] = ", ".join(sorted(exc.valid_methods))
     return error_response(status, code, message, details, headers)
 

@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class _Compiled:
 class Precompiled:
     """A Core statement run on the DBAPI cursor of a session's connection."""
 
-    def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
+    def __init__(self, statement: ExecutableReturnsRows, column_keys: Sequence[str] | None = None) -> None:
         """column_keys: for a bare insert(table), the columns every run supplies."""
         self.statement = statement
         self._column_keys = list(column_keys) if column_keys is not None else None
@@ -73,7 +73,7 @@ class Precompiled:
             if processor is not None:
                 processors.append((name, processor))
         defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-        order = tuple(compiled.positiontup) if compiled.positional else None
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None  # a list when positional
         return _Compiled(compiled.string, defaults, tuple(processors), order, bool(columns))
 
     def _driver_parameters(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
@@ -110,19 +110,19 @@ class Pending:
         self._connection, self._cursor, self._compiled = connection, cursor, compiled
         self._rows: list[tuple] | None = None
 
-    def finish(self) -> None:
+    def finish(self) -> list[tuple]:
         """Read its rows and release its cursor (SQLite refuses to commit with a statement open)."""
         if self._rows is not None:
-            return
+            return self._rows
         try:
             with _sqlalchemy_errors(self._connection, self._compiled.sql, None, self._cursor):
                 self._rows = self._cursor.fetchall() if self._compiled.returns_rows else []
         finally:
             self._cursor.close()
+        return self._rows
 
     def rows(self) -> list[tuple]:
-        self.finish()
-        return self._rows
+        return self.finish()
 
     def close(self) -> None:
         """Release its cursor without reading it (a batch that failed)."""

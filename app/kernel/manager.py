@@ -44,6 +44,10 @@ class ModuleState:
     started_at: float | None = None
     routes: list[str] = field(default_factory=list)
 
+    def uptime(self) -> float:
+        """Seconds since its start was attempted, 0 before."""
+        return 0.0 if self.started_at is None else round(time.monotonic() - self.started_at, 3)
+
 
 # Builds the view that answers for a failed or skipped module's paths, given the module's
 # name and state. The HTTP layer supplies it (app.http.errors.module_unavailable_view): the
@@ -214,7 +218,7 @@ class ModuleManager:
                 status=own.get("status", UNHEALTHY),
                 details={k: v for k, v in own.items() if not k.startswith("_")},
                 last_check=own.get("_checked_at", report["last_check"]),
-                uptime=round(time.monotonic() - state.started_at, 3),
+                uptime=state.uptime(),
             )
         deps = {}
         for dep in self.plan.nodes[name].dependencies:

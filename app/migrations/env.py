@@ -25,7 +25,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = build_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # alembic_config() always sets it; a bare `alembic` command would not
+        raise RuntimeError("no database URL: run migrations with `credit-system db upgrade`")
+    engine = build_engine(url)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -51,7 +51,8 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
         response.headers[HEADER] = current_request_id()
         started = g.get("request_started", time.perf_counter())
         seconds = time.perf_counter() - started
-        req = request._get_current_object()  # one context lookup, not one per attribute
+        # One context lookup, not one per attribute (Flask types the proxy as the Request itself).
+        req = request._get_current_object()  # type: ignore[attr-defined]
         module, route = labels_of(req.url_rule.rule if req.url_rule is not None else None)
         # Client-chosen methods must not mint label values (cardinality).
         method = req.method if req.method in _METHODS else "OTHER"

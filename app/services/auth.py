@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import or_, select
+from sqlalchemy import CursorResult, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database import Database
@@ -92,9 +93,8 @@ class AuthService:
 
     def purge_expired_revocations(self) -> int:
         """Revoked ids past their token's expiry can go: the token fails on expiry anyway."""
-        from sqlalchemy import delete
-
         with self._db.unit_of_work() as uow:
-            result = uow.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC)))
+            expired = delete(RevokedToken).where(RevokedToken.expires_at < datetime.now(UTC))
+            result = cast(CursorResult, uow.session.execute(expired))  # a DML statement's result has a rowcount
             uow.commit()
             return result.rowcount or 0

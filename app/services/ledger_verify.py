@@ -41,7 +41,7 @@ class LedgerVerifier:
         report = VerifyReport()
         with self._db.unit_of_work(write=False) as uow:
             s = uow.session
-            report.transactions = s.scalar(select(func.count()).select_from(Transaction))
+            report.transactions = s.execute(select(func.count()).select_from(Transaction)).scalar_one()
             report.unbalanced_transactions = list(
                 s.scalars(
                     select(LedgerEntry.transaction_id)
@@ -73,12 +73,14 @@ class LedgerVerifier:
                     report.wrong_balances.append({"user_id": user_id, "stored": balance, "entries": int(total)})
                 if balance < 0:
                     report.negative_balances.append(user_id)
-            system = dict(
+            system: dict[str, int] = dict(
                 s.execute(
                     select(Account.kind, func.coalesce(sums.c.total, 0))
                     .outerjoin(sums, sums.c.account_id == Account.id)
                     .where(Account.kind != "user")
-                ).all()
+                )
+                .tuples()
+                .all()
             )
         report.issued = -int(system.get("issuance", 0))
         report.redeemed = int(system.get("redemption", 0))

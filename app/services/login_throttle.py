@@ -29,7 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
 
 from app.services.errors import RateLimited
 
@@ -63,7 +63,10 @@ class LoginThrottle:
         registration_window_seconds: int = 3600,
     ) -> None:
         options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if storage_url.startswith("redis") else {}
-        self._storage = storage_from_string(storage_url, **options)
+        storage = storage_from_string(storage_url, **options)
+        if not isinstance(storage, Storage):  # an async+ scheme: its calls would return coroutines
+            raise ValueError(f"the login throttle needs a synchronous limits storage, not {storage_url!r}")
+        self._storage = storage
         self._max_failures = max_failures
         self._window = window_seconds
         self._registrations = registrations_per_address
