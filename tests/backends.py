@@ -7,10 +7,8 @@ starts from empty tables and an empty Redis database.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import redis
@@ -89,19 +87,6 @@ def flush_redis(url: str = REDIS_URL) -> None:
         client.flushdb()
     finally:
         client.close()
-
-
-class SqliteTemplate:
-    """Migrate once, copy the file for every test: a fresh database costs a file copy."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "template.sqlite3"
-        upgrade(f"sqlite:///{self.path}")
-
-    def fresh(self, folder: Path) -> str:
-        target = folder / "credit.sqlite3"
-        shutil.copyfile(self.path, target)
-        return f"sqlite:///{target}"
 
 
 @contextmanager

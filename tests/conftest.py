@@ -1,24 +1,30 @@
-"""Fixtures: a fresh database and cache per test, an app built from an overridable container."""
+"""The suite runs on the credit-system pytest plugin (app/testing, the package's `pytest11`
+entry point): a fresh database and cache per test, an app built from an overridable container.
+
+This file only adds what the project needs beyond it: PostgreSQL + Redis instead of SQLite
+when CREDIT_TEST_BACKEND=postgres, a metrics scrape token, and the short names the suite
+uses for the plugin's fixtures (`app` is `credit_app`, ...). To change a fixture for some
+tests, override the plugin's `credit_*` one: the short names only hand it on.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
-from dependency_injector import providers
 
-from app import build_container, create_app
-from app.config import load_settings
-from app.services.passwords import Passwords
 from tests import backends
 from tests.helpers import METRICS_TOKEN
 
 BACKEND = os.environ.get("CREDIT_TEST_BACKEND", "sqlite")
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory):
-    return backends.SqliteTemplate(tmp_path_factory.mktemp("template"))
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("credit_system"):
+        raise pytest.UsageError(
+            "the credit_system pytest plugin is not installed: run `make .venv/.installed` (pip install -e '.[dev]')"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -43,61 +49,61 @@ def redis_url():
     return backends.REDIS_URL
 
 
-@pytest.fixture
-def backend_urls(request, tmp_path, sqlite_template):
-    """(database_url, cache_url) for this test on the selected backend, emptied first."""
-    if BACKEND == "postgres":
-        database = request.getfixturevalue("postgres_database")
-        cache_url = request.getfixturevalue("redis_url")
-        database.reset()
-        backends.flush_redis(cache_url)
-        return database.url, cache_url
-    return sqlite_template.fresh(tmp_path), "memory://"
+if BACKEND == "postgres":
+
+    @pytest.fixture
+    def credit_database_url(postgres_database):
+        """The run's PostgreSQL database, emptied for this test."""
+        postgres_database.reset()
+        return postgres_database.url
+
+    @pytest.fixture
+    def credit_cache_url(redis_url):
+        """The suite's Redis database, flushed for this test."""
+        backends.flush_redis(redis_url)
+        return redis_url
 
 
 @pytest.fixture
-def settings_factory(tmp_path, backend_urls):
-    database_url, cache_url = backend_urls
+def credit_settings_factory(credit_settings_factory):
+    """The plugin's, with the scrape token the metrics tests use."""
+    return functools.partial(credit_settings_factory, metrics_token=METRICS_TOKEN)
 
-    def make(**overrides):
-        values = dict(
-            database_url=database_url,
-            cache_url=cache_url,
-            secret_key="test-secret-key-0123456789abcdef",
-            instance_path=str(tmp_path),
-            login_max_failures=5,
-            metrics_token=METRICS_TOKEN,
-        )
-        values.update(overrides)
-        return load_settings(environ={}, **values)
 
-    return make
+# -- the suite's names for the plugin's fixtures --------------------------------------------------
 
 
 @pytest.fixture
-def settings(settings_factory):
-    return settings_factory()
+def backend_urls(credit_database_url, credit_cache_url):
+    """(database_url, cache_url) of this test on the selected backend."""
+    return credit_database_url, credit_cache_url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(credit_sqlite_template):
+    return credit_sqlite_template
 
 
 @pytest.fixture
-def container(settings):
-    """The real container; override providers on it before asking for `app`."""
-    container = build_container(settings)
-    # Real Argon2id, at a cost that keeps hundreds of registrations fast.
-    container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
-    yield container
-    container.unwire()
-    container.reset_singletons()
+def settings_factory(credit_settings_factory):
+    return credit_settings_factory
 
 
 @pytest.fixture
-def app(settings, container):
-    app = create_app(settings, container=container)
-    app.config["TESTING"] = True
-    yield app
-    app.module_manager.shutdown()
+def settings(credit_settings):
+    return credit_settings
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def container(credit_container):
+    return credit_container
+
+
+@pytest.fixture
+def app(credit_app):
+    return credit_app
+
+
+@pytest.fixture
+def client(credit_client):
+    return credit_client

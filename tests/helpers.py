@@ -1,62 +1,35 @@
-"""Small, generic helpers for tests that talk to the API through the Flask test client."""
+"""Small, generic helpers for tests that talk to the API through the Flask test client.
+
+The ones a module author needs too (assert_error, ledger_snapshot, rewired, register, login,
+make_admin, FakeCache, ...) are in the credit-system pytest plugin, app/testing; this module
+re-exports them for the tests that import them from here."""
 
 from __future__ import annotations
 
 import base64
 import json
 
-from dependency_injector import providers
-
 from app.http.principal import register_principal_loader
+from app.modules.wallet_module import WalletModule
 from app.services.principal import Principal
+from app.testing import (  # noqa: F401  (the plugin's helpers, re-exported for the tests that import them from here)
+    DEFAULT_PASSWORD,
+    assert_error,
+    bearer,
+    failing,
+    ledger_snapshot,
+    login,
+    make_admin,
+    register,
+    rewired,
+)
 
-DEFAULT_PASSWORD = "correct-horse-battery"
 METRICS_TOKEN = "test-metrics-token-0123456789abcdef"  # the test apps' CREDIT_METRICS_TOKEN
-
-
-def bearer(token: str) -> dict[str, str]:
-    """Headers carrying `token` as a bearer token."""
-    return {"Authorization": f"Bearer {token}"}
 
 
 def cursor_of(*values) -> str:
     """A pagination cursor as the API encodes one, holding any JSON `values` (to forge one)."""
     return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
-
-
-def register(client, username: str, password: str = DEFAULT_PASSWORD, email: str | None = None) -> dict:
-    """POST /users and return the created User (asserts 201)."""
-    response = client.post(
-        "/users", json={"username": username, "email": email or f"{username}@example.com", "password": password}
-    )
-    assert response.status_code == 201, (response.status_code, response.get_data(as_text=True))
-    return response.get_json()
-
-
-def login(client, username: str, password: str = DEFAULT_PASSWORD, **kwargs) -> str:
-    """POST /auth/login and return the access token (asserts 200); kwargs go to client.post."""
-    response = client.post("/auth/login", json={"username": username, "password": password}, **kwargs)
-    assert response.status_code == 200, (response.status_code, response.get_data(as_text=True))
-    return response.get_json()["access_token"]
-
-
-def make_admin(app, username: str = "admin", password: str = DEFAULT_PASSWORD, email: str | None = None) -> dict:
-    """Create (or promote) an admin through the user service; returns {id, username, email}."""
-    user, _created = app.container.user_service().ensure_admin(username, email or f"{username}@example.com", password)
-    return {"id": user.id, "username": user.username, "email": user.email}
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """Assert the API's error body with this status and code; return its `error` object."""
-    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
-    body = response.get_json()
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}, error
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], dict)
-    return error
 
 
 # -- money ------------------------------------------------------------------------------
@@ -82,28 +55,6 @@ def balance_of(client, headers: dict, user_id: str) -> int:
     response = client.get(f"/wallet/balance/{user_id}", headers=headers)
     assert response.status_code == 200, (response.status_code, response.get_data(as_text=True))
     return response.get_json()["balance"]
-
-
-def ledger_snapshot(app) -> dict:
-    """What a money request can write, read from the database itself (not through the API or cache):
-    row counts of transactions, ledger entries and idempotency keys, and every wallet's balance."""
-    from sqlalchemy import func, select
-
-    from app.infrastructure.tables import Account, IdempotencyKey, LedgerEntry, Transaction
-
-    with app.container.database().engine.connect() as conn:
-        snapshot = {
-            name: conn.scalar(select(func.count()).select_from(table))
-            for name, table in (
-                ("transactions", Transaction),
-                ("entries", LedgerEntry),
-                ("idempotency_keys", IdempotencyKey),
-            )
-        }
-        snapshot["balances"] = dict(
-            conn.execute(select(Account.user_id, Account.balance).where(Account.kind == "user")).all()
-        )
-    return snapshot
 
 
 MISSING = object()  # a body field left out entirely
@@ -139,11 +90,6 @@ def with_field(body: dict, name: str, value) -> dict:
     return body
 
 
-def rewired(provider, cls):
-    """A provider building `cls` with exactly the injections of `provider` (for overrides)."""
-    return providers.Singleton(cls, *provider.args, **provider.kwargs)
-
-
 def as_admin(app) -> None:
     """Make every request of this app look like an admin's to the kernel's endpoints."""
     register_principal_loader(app, lambda: Principal("u1", "admin"))
@@ -151,3 +97,7 @@ def as_admin(app) -> None:
 
 def as_user(app) -> None:
     register_principal_loader(app, lambda: Principal("u2", "user"))
+
+
+# The wallet module failing at start-up (its dependents are then skipped).
+FailingWallet = failing(WalletModule, "wallet backend exploded")

@@ -2,26 +2,23 @@
 and once through the installed console script; what `check` says about the database and the
 variables, and the one line a missing database driver gets.
 
-Every run gets its own environment: a migrated SQLite file in a tmp folder, an in-process
-cache and an explicit secret key; CREDIT_* variables from the outer environment are removed.
+Every run gets its own environment (the plugin's `credit_cli`): the test's database and cache
+on the selected backend and an explicit secret key; CREDIT_* variables from the outer
+environment are removed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from app.cli import main
 from app.config import Settings
-from app.infrastructure.migrations import upgrade
 from tests import fixtures_modules
 
 SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
@@ -38,25 +35,9 @@ CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
 SETTING_VARIABLES = [f"CREDIT_{f.name.upper()}" for f in fields(Settings)] + ["CREDIT_CONFIG"]
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cli-template") / "template.sqlite3"
-    upgrade(f"sqlite:///{path}")
-    return path
-
-
 @pytest.fixture
-def cli_env(tmp_path, migrated_sqlite) -> dict[str, str | None]:
-    database = tmp_path / "credit.sqlite3"
-    shutil.copyfile(migrated_sqlite, database)
-    env: dict[str, str | None] = dict.fromkeys(SETTING_VARIABLES)  # None: removed for the run
-    env.update(
-        CREDIT_DATABASE_URL=f"sqlite:///{database}",
-        CREDIT_INSTANCE_PATH=str(tmp_path),
-        CREDIT_SECRET_KEY="cli-test-secret-0123456789abcdef",
-        CREDIT_CACHE_URL="memory://",
-    )
-    return env
+def cli_env(credit_cli) -> dict[str, str | None]:
+    return credit_cli.env
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +48,8 @@ def _clean_records():
 
 
 @pytest.fixture
-def cli(cli_env):
-    def run(*args: str, **env: str):
-        return CliRunner().invoke(main, list(args), env={**cli_env, **env}, catch_exceptions=False)
-
-    return run
+def cli(credit_cli):
+    return credit_cli
 
 
 # -- check ------------------------------------------------------------------------------------

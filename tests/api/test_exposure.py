@@ -15,29 +15,12 @@ import re
 import pytest
 
 from app.config import ConfigError, load_settings
-from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, login, make_admin, register
+from app.testing import DEFAULT_PASSWORD, assert_error, bearer, login, make_admin, register
 
 SCRAPE_TOKEN = "scrape-token-0123456789abcdef"
 
 
-@pytest.fixture
-def app(make_app):
-    return make_app(metrics_token=SCRAPE_TOKEN)
-
-
-@pytest.fixture
-def make_app(settings_factory):
-    from app import create_app
-
-    built = []
-
-    def make(**overrides):
-        built.append(create_app(settings_factory(**overrides)))
-        return built[-1]
-
-    yield make
-    for app in built:
-        app.module_manager.shutdown()
+pytestmark = pytest.mark.credit_settings(metrics_token=SCRAPE_TOKEN)
 
 
 @pytest.fixture
@@ -78,8 +61,8 @@ def test_metrics_answers_the_scrape_token_and_an_admin(client, admin_headers):
         assert b"credit_http_requests_total" in response.get_data()
 
 
-def test_without_a_configured_scrape_token_only_admins_scrape(make_app):
-    app = make_app()
+def test_without_a_configured_scrape_token_only_admins_scrape(credit_app_factory):
+    app = credit_app_factory(metrics_token="")
     client = app.test_client()
     assert_error(client.get("/metrics", headers=bearer(SCRAPE_TOKEN)), 401, "unauthorized")
     make_admin(app, "root")

@@ -6,22 +6,20 @@ from __future__ import annotations
 import pytest
 
 from app.infrastructure.database import recorded_statements
-from tests.helpers import bearer, deposit, login, make_admin, user_with_token
 
 
 @pytest.fixture
-def history_statements(app, client):
+def history_statements(app, client, people):
     """Run three history requests (first page, next page, next page filtered by type) and
     return the ledger query each executed, as (statement, parameters)."""
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, alice_h = user_with_token(client, "alice")
-    bob, _ = user_with_token(client, "bob")
+    alice_h = people.alice.headers
     for amount in range(1, 6):
-        deposit(client, admin, alice["id"], amount)
-        deposit(client, admin, bob["id"], amount)
+        people.fund(people.alice, amount)
+        people.fund(people.bob, amount)
     client.post(
-        "/transactions", json={"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 3}, headers=alice_h
+        "/transactions",
+        json={"from_user_id": people.alice.id, "to_user_id": people.bob.id, "amount": 3},
+        headers=alice_h,
     )
 
     engine = app.container.database().engine

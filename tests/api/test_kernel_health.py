@@ -2,7 +2,8 @@
 by a timeout, briefly cached, and shows details only to admins.
 
 Backends are replaced through provider overrides on the `container` fixture before `app`
-is requested; the fakes are small hand-written classes that count their pings.
+is requested (or with the plugin's credit_override marker); the fakes are small hand-written
+classes that count their pings.
 """
 
 from __future__ import annotations
@@ -18,27 +19,15 @@ import pytest
 from dependency_injector import providers
 from sqlalchemy import event
 
-from app import create_app
 from app.infrastructure.database import Database
-from app.modules.wallet_module import WalletModule
+from app.testing import FakeCache
 from tests import fixtures_modules
-from tests.fakes import FakeCache
 from tests.fixtures_modules.lifecycle import HANG_SECONDS
-from tests.helpers import as_admin, as_user, rewired
+from tests.helpers import FailingWallet, as_admin, as_user
 
 FX = "tests.fixtures_modules"
 SHIPPED = ["connection_api", "user_management", "wallet_module", "transactions_module"]
 REQUIRED_KEYS = {"status", "module", "dependencies", "last_check", "uptime"}
-
-
-def with_settings(**overrides):
-    return pytest.mark.parametrize("settings", [overrides], indirect=True, ids=["settings"])
-
-
-@pytest.fixture
-def settings(settings_factory, request):
-    """No health caching by default, so every request runs the checks again."""
-    return settings_factory(**{"health_cache_seconds": 0.0, **getattr(request, "param", {})})
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +65,11 @@ class SwitchableDatabase(Database):
         super().ping()
 
 
-class FailingWallet(WalletModule):
-    def initialize(self) -> bool:
-        raise RuntimeError("wallet backend exploded")
+pytestmark = [
+    # No health caching unless a test says otherwise, so every request runs the checks again.
+    pytest.mark.credit_settings(health_cache_seconds=0.0),
+    pytest.mark.credit_override(database=SwitchableDatabase),
+]
 
 
 @pytest.fixture
@@ -95,11 +86,6 @@ def down_database(container, app):
     assert isinstance(database, SwitchableDatabase)
     database.go_down()
     return database
-
-
-@pytest.fixture(autouse=True)
-def _switchable_database(container):
-    container.database.override(rewired(container.database, SwitchableDatabase))
 
 
 # -- liveness, readiness, aggregate health ----------------------------------------------------
@@ -184,7 +170,7 @@ def test_unknown_module_health_is_404(client):
     assert response.get_json()["error"]["code"] == "not_found"
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:CountingHealth")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:CountingHealth")
 def test_details_only_for_admins(app, client):
     anonymous = client.get("/modules/counting/health")
     assert anonymous.status_code == 200
@@ -202,27 +188,22 @@ def test_details_only_for_admins(app, client):
     assert client.get("/health").get_json()["modules"]["counting"]["details"]["secret_detail"] == "only-for-admins"
 
 
-def test_failed_and_skipped_modules_are_unhealthy(container, settings):
-    container.wallet_module.override(rewired(container.wallet_module, FailingWallet))
-    app = create_app(settings, container=container)
-    try:
-        client = app.test_client()
-        wallet = client.get("/modules/wallet_module/health")
-        assert (wallet.status_code, wallet.get_json()["status"]) == (503, "unhealthy")
-        assert "exploded" not in wallet.get_data(as_text=True)
-        assert client.get("/modules/transactions_module/health").status_code == 503
-        assert client.get("/modules/user_management/health").status_code == 200
-        as_admin(app)
-        details = client.get("/modules/wallet_module/health").get_json()["details"]
-        assert details["reason"] == "RuntimeError: wallet backend exploded"
-        skipped = client.get("/modules/transactions_module/health").get_json()
-        assert skipped["details"]["reason"] == "dependency wallet_module failed"
-        assert skipped["dependencies"]["wallet_module"] == "failed"
-    finally:
-        app.module_manager.shutdown()
+@pytest.mark.credit_override(wallet_module=FailingWallet)
+def test_failed_and_skipped_modules_are_unhealthy(app, client):
+    wallet = client.get("/modules/wallet_module/health")
+    assert (wallet.status_code, wallet.get_json()["status"]) == (503, "unhealthy")
+    assert "exploded" not in wallet.get_data(as_text=True)
+    assert client.get("/modules/transactions_module/health").status_code == 503
+    assert client.get("/modules/user_management/health").status_code == 200
+    as_admin(app)
+    details = client.get("/modules/wallet_module/health").get_json()["details"]
+    assert details["reason"] == "RuntimeError: wallet backend exploded"
+    skipped = client.get("/modules/transactions_module/health").get_json()
+    assert skipped["details"]["reason"] == "dependency wallet_module failed"
+    assert skipped["dependencies"]["wallet_module"] == "failed"
 
 
-@with_settings(modules_disabled="transactions_module")
+@pytest.mark.credit_settings(modules_disabled="transactions_module")
 def test_disabled_module_is_left_out_of_aggregate_health(client):
     body = client.get("/health").get_json()
     assert body["status"] == "healthy"
@@ -230,7 +211,7 @@ def test_disabled_module_is_left_out_of_aggregate_health(client):
     assert client.get("/modules/transactions_module/health").get_json()["status"] == "disabled"
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:BrokenHealth,{FX}.lifecycle:BogusHealth")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:BrokenHealth,{FX}.lifecycle:BogusHealth")
 def test_a_raising_or_bogus_check_is_unhealthy(app, client):
     as_admin(app)
     broken = client.get("/modules/broken_health/health")
@@ -245,7 +226,7 @@ def test_a_raising_or_bogus_check_is_unhealthy(app, client):
 
 
 # -- bounded and cached -----------------------------------------------------------------------
-@with_settings(modules_extra=f"{FX}.lifecycle:HangingHealth", health_timeout=0.2)
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:HangingHealth", health_timeout=0.2)
 def test_hanging_check_is_reported_unhealthy_instead_of_hanging(app, client):
     as_admin(app)
     started = time.perf_counter()
@@ -260,7 +241,9 @@ def test_hanging_check_is_reported_unhealthy_instead_of_hanging(app, client):
     assert fixtures_modules.EVENTS == ["hanging.health_check"]
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:HangingHealth,{FX}.lifecycle:CountingHealth", health_timeout=0.2)
+@pytest.mark.credit_settings(
+    modules_extra=f"{FX}.lifecycle:HangingHealth,{FX}.lifecycle:CountingHealth", health_timeout=0.2
+)
 def test_a_hanging_check_does_not_starve_other_checks(app, client):
     """Repeated requests wait for the check already running instead of piling up new ones,
     so a hung check cannot occupy every health worker and time out everyone else's."""
@@ -301,7 +284,7 @@ def test_a_hung_check_does_not_keep_the_process_alive(sqlite_template, tmp_path)
     assert done.stdout.split() == ["503", "unhealthy"]
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:CountingHealth", health_cache_seconds=60.0)
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:CountingHealth", health_cache_seconds=60.0)
 def test_health_results_are_cached_briefly(app):
     manager = app.module_manager
     first = manager.get_module_health("counting")
@@ -310,7 +293,7 @@ def test_health_results_are_cached_briefly(app):
     assert first["last_check"] == second["last_check"]
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:CountingHealth")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:CountingHealth")
 def test_without_caching_every_request_checks_again(app):
     manager = app.module_manager
     manager.get_module_health("counting")

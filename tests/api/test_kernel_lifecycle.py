@@ -19,23 +19,13 @@ from app.kernel import findings as codes
 from app.kernel.findings import WiringError
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.wallet_module import WalletModule
+from app.testing import FakeCache, assert_error
 from tests import fixtures_modules
-from tests.fakes import FakeCache
-from tests.helpers import as_admin, as_user, assert_error, rewired
+from tests.helpers import FailingWallet, as_admin, as_user
 
 SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
-
-
-def with_settings(**overrides):
-    """Build this test's `settings` (and so its container and app) with these overrides."""
-    return pytest.mark.parametrize("settings", [overrides], indirect=True, ids=["settings"])
-
-
-@pytest.fixture
-def settings(settings_factory, request):
-    return settings_factory(**getattr(request, "param", {}))
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +33,6 @@ def _clean_records():
     fixtures_modules.reset()
     yield
     fixtures_modules.reset()
-
-
-class FailingWallet(WalletModule):
-    def initialize(self) -> bool:
-        raise RuntimeError("wallet backend exploded")
 
 
 class RefusingWallet(WalletModule):
@@ -71,15 +56,13 @@ class RecordingApi(CreditApi):
         super().__init__(*args, **kwargs)
 
 
-def record_infrastructure(container) -> None:
-    container.cache.override(providers.Singleton(RecordingCache))
-    container.api.override(providers.Singleton(RecordingApi))
+record_infrastructure = pytest.mark.credit_override(cache=RecordingCache, api=RecordingApi)
 
 
 # -- graph first, then call ---------------------------------------------------------------
-@with_settings(modules_extra=CYCLE)
+@pytest.mark.credit_settings(modules_extra=CYCLE)
+@record_infrastructure
 def test_cycle_raises_wiring_error_before_any_provider_is_called(settings, container):
-    record_infrastructure(container)
     with pytest.raises(WiringError) as caught:
         create_app(settings, container=container)
     assert [f.message for f in caught.value.findings if f.code == codes.CYCLE] == [
@@ -90,17 +73,13 @@ def test_cycle_raises_wiring_error_before_any_provider_is_called(settings, conta
     assert fixtures_modules.EVENTS == []
 
 
-def test_recording_cache_is_built_when_the_graph_is_clean(settings, container):
+@record_infrastructure
+def test_recording_cache_is_built_when_the_graph_is_clean(app):
     """Counterpart of the test above: the recorders do record when providers are called."""
-    record_infrastructure(container)
-    app = create_app(settings, container=container)
-    try:
-        assert sorted(fixtures_modules.EVENTS) == ["api.__init__", "cache.__init__"]
-    finally:
-        app.module_manager.shutdown()
+    assert sorted(fixtures_modules.EVENTS) == ["api.__init__", "cache.__init__"]
 
 
-@with_settings(modules_extra=f"{FX}.problems:RoutesA,{FX}.problems:RoutesB")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.problems:RoutesA,{FX}.problems:RoutesB")
 def test_route_collision_between_modules_raises_wiring_error(settings, container):
     with pytest.raises(WiringError) as caught:
         create_app(settings, container=container)
@@ -110,7 +89,7 @@ def test_route_collision_between_modules_raises_wiring_error(settings, container
     assert "GET /collide" in finding.message and "routes_a" in finding.message
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:Recorder,{FX}.problems:RoutesA,{FX}.problems:RoutesB")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:Recorder,{FX}.problems:RoutesA,{FX}.problems:RoutesB")
 def test_modules_built_before_a_route_collision_are_shut_down(settings, container):
     with pytest.raises(WiringError):
         create_app(settings, container=container)
@@ -118,7 +97,7 @@ def test_modules_built_before_a_route_collision_are_shut_down(settings, containe
     assert fixtures_modules.EVENTS == ["recorder.__init__", "recorder.initialize", "recorder.shutdown"]
 
 
-@with_settings(modules_extra=f"{FX}.problems:KernelRouteImpostor")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.problems:KernelRouteImpostor")
 def test_module_route_shadowing_a_kernel_route_raises_wiring_error(settings, container):
     with pytest.raises(WiringError) as caught:
         create_app(settings, container=container)
@@ -127,14 +106,14 @@ def test_module_route_shadowing_a_kernel_route_raises_wiring_error(settings, con
     assert finding.message == "GET /health is registered by both kernel and health_impostor"
 
 
-@with_settings(modules_extra=f"{FX}.problems:NeedsMissing")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.problems:NeedsMissing")
 def test_unresolved_parameter_stops_create_app(settings, container):
     with pytest.raises(WiringError) as caught:
         create_app(settings, container=container)
     assert [f.code for f in caught.value.findings] == [codes.UNRESOLVED_PARAMETER]
 
 
-@with_settings(modules_extra=f"{FX}.problems:Lazy")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.problems:Lazy")
 def test_warnings_do_not_stop_create_app(app):
     manager = app.module_manager
     assert [f.code for f in manager.findings] == [codes.UNUSED_DEPENDENCY]
@@ -157,7 +136,7 @@ def test_shipped_modules_initialize_in_order(app, client):
     assert body["modules"]["user_management"]["dependents"] == ["wallet_module", "transactions_module"]
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:RecorderTop,{FX}.lifecycle:Recorder")
+@pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:RecorderTop,{FX}.lifecycle:Recorder")
 def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
     manager = app.module_manager
     order = manager.load_order
@@ -205,77 +184,66 @@ def test_one_failing_shutdown_does_not_stop_the_others(app):
     assert shut == list(reversed(SHIPPED_ORDER))
 
 
-def test_failing_initialize_isolates_the_module_and_skips_its_dependents(container, settings):
-    container.wallet_module.override(rewired(container.wallet_module, FailingWallet))
-    app = create_app(settings, container=container)
-    try:
-        manager = app.module_manager
-        statuses = {name: manager.states[name].status for name in manager.load_order}
-        assert statuses == {
-            "connection_api": "initialized",
-            "user_management": "initialized",
-            "wallet_module": "failed",
-            "transactions_module": "skipped",
-        }
-        assert manager.get_module_status("wallet_module")["reason"] == "RuntimeError: wallet backend exploded"
-        assert manager.get_module_status("transactions_module")["reason"] == "dependency wallet_module failed"
-        assert manager.get_module_status("user_management")["reason"] is None
-        # The failed module was built (and will be shut down); the skipped one never was.
-        assert isinstance(manager.states["wallet_module"].instance, FailingWallet)
-        assert manager.states["transactions_module"].instance is None
-        assert manager.states["transactions_module"].init_ms is None
+@pytest.mark.credit_override(wallet_module=FailingWallet)
+def test_failing_initialize_isolates_the_module_and_skips_its_dependents(app):
+    manager = app.module_manager
+    statuses = {name: manager.states[name].status for name in manager.load_order}
+    assert statuses == {
+        "connection_api": "initialized",
+        "user_management": "initialized",
+        "wallet_module": "failed",
+        "transactions_module": "skipped",
+    }
+    assert manager.get_module_status("wallet_module")["reason"] == "RuntimeError: wallet backend exploded"
+    assert manager.get_module_status("transactions_module")["reason"] == "dependency wallet_module failed"
+    assert manager.get_module_status("user_management")["reason"] is None
+    # The failed module was built (and will be shut down); the skipped one never was.
+    assert isinstance(manager.states["wallet_module"].instance, FailingWallet)
+    assert manager.states["transactions_module"].instance is None
+    assert manager.states["transactions_module"].init_ms is None
 
-        client = app.test_client()
-        assert client.get("/livez").status_code == 200  # still serving
-        anonymous = client.get("/modules/status")
-        assert anonymous.status_code == 200
-        assert {n: m["status"] for n, m in anonymous.get_json()["modules"].items()} == statuses
-        assert all("reason" not in m for m in anonymous.get_json()["modules"].values())
-        assert "exploded" not in anonymous.get_data(as_text=True)
+    client = app.test_client()
+    assert client.get("/livez").status_code == 200  # still serving
+    anonymous = client.get("/modules/status")
+    assert anonymous.status_code == 200
+    assert {n: m["status"] for n, m in anonymous.get_json()["modules"].items()} == statuses
+    assert all("reason" not in m for m in anonymous.get_json()["modules"].values())
+    assert "exploded" not in anonymous.get_data(as_text=True)
 
-        as_user(app)
-        assert "exploded" not in client.get("/modules/status").get_data(as_text=True)
+    as_user(app)
+    assert "exploded" not in client.get("/modules/status").get_data(as_text=True)
 
-        as_admin(app)
-        admin = client.get("/modules/status").get_json()["modules"]
-        assert admin["wallet_module"]["reason"] == "RuntimeError: wallet backend exploded"
-        assert admin["transactions_module"]["reason"] == "dependency wallet_module failed"
-        assert admin["connection_api"]["reason"] is None
+    as_admin(app)
+    admin = client.get("/modules/status").get_json()["modules"]
+    assert admin["wallet_module"]["reason"] == "RuntimeError: wallet backend exploded"
+    assert admin["transactions_module"]["reason"] == "dependency wallet_module failed"
+    assert admin["connection_api"]["reason"] is None
 
-        # A failed critical module makes the service unready, but not dead.
-        assert client.get("/readyz").status_code == 503
-        assert client.get("/health").status_code == 503
+    # A failed critical module makes the service unready, but not dead.
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/health").status_code == 503
 
-        # Its paths, and its dependents', say why instead of a bare 404; the rest serve.
-        for method, path, module, status in [
-            ("get", "/wallet/balance/someone", "wallet_module", "failed"),
-            ("post", "/wallet/deposit", "wallet_module", "failed"),
-            ("get", "/transactions", "transactions_module", "skipped"),
-        ]:
-            response = getattr(client, method)(path)
-            error = assert_error(response, 503, "module_unavailable")
-            assert error["details"] == {"module": module, "status": status}
-            assert response.headers["Retry-After"]
-        assert (
-            client.post(
-                "/users", json={"username": "still", "email": "s@example.com", "password": "long-enough-1"}
-            ).status_code
-            == 201
-        )
-    finally:
-        app.module_manager.shutdown()
+    # Its paths, and its dependents', say why instead of a bare 404; the rest serve.
+    for method, path, module, status in [
+        ("get", "/wallet/balance/someone", "wallet_module", "failed"),
+        ("post", "/wallet/deposit", "wallet_module", "failed"),
+        ("get", "/transactions", "transactions_module", "skipped"),
+    ]:
+        response = getattr(client, method)(path)
+        error = assert_error(response, 503, "module_unavailable")
+        assert error["details"] == {"module": module, "status": status}
+        assert response.headers["Retry-After"]
+    assert (
+        client.post(
+            "/users", json={"username": "still", "email": "s@example.com", "password": "long-enough-1"}
+        ).status_code
+        == 201
+    )
 
 
-@pytest.fixture
-def refusing_wallet_app(settings, container):
-    container.wallet_module.override(rewired(container.wallet_module, RefusingWallet))
-    app = create_app(settings, container=container)
-    yield app
-    app.module_manager.shutdown()
-
-
-def test_initialize_returning_false_marks_failed(refusing_wallet_app):
-    manager = refusing_wallet_app.module_manager
+@pytest.mark.credit_override(wallet_module=RefusingWallet)
+def test_initialize_returning_false_marks_failed(app):
+    manager = app.module_manager
     assert manager.states["wallet_module"].status == "failed"
     assert "returned False" in manager.states["wallet_module"].reason
     assert manager.states["transactions_module"].status == "skipped"
@@ -283,7 +251,9 @@ def test_initialize_returning_false_marks_failed(refusing_wallet_app):
     assert not manager.is_module_loaded("wallet_module")
 
 
-@with_settings(modules_extra=f"{FX}.lifecycle:AfterExploding,{FX}.lifecycle:Exploding,{FX}.lifecycle:ConstructorFails")
+@pytest.mark.credit_settings(
+    modules_extra=f"{FX}.lifecycle:AfterExploding,{FX}.lifecycle:Exploding,{FX}.lifecycle:ConstructorFails"
+)
 def test_non_critical_failures_degrade_instead_of_unready(app, client):
     manager = app.module_manager
     assert manager.states["exploding"].status == "failed"
@@ -301,7 +271,7 @@ def test_non_critical_failures_degrade_instead_of_unready(app, client):
     assert client.get("/readyz").status_code == 200
 
 
-@with_settings(modules_disabled="user_management")
+@pytest.mark.credit_settings(modules_disabled="user_management")
 def test_disabling_a_needed_module_skips_its_dependents(app, client):
     manager = app.module_manager
     assert [f.code for f in manager.findings] == [codes.DISABLED_BUT_NEEDED]
@@ -320,7 +290,7 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
     assert modules["user_management"]["reason"] == "disabled by configuration"
 
 
-@with_settings(modules_disabled="transactions_module")
+@pytest.mark.credit_settings(modules_disabled="transactions_module")
 def test_disabled_leaf_module_is_left_out(app):
     manager = app.module_manager
     assert manager.findings == []

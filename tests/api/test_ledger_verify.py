@@ -4,37 +4,21 @@ database's own refusal of a negative balance."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app.cli import main as cli
 from app.infrastructure.database_url import masked_url
 from app.infrastructure.tables import Account, LedgerEntry
 from app.services.ledger_verify import LedgerVerifier
-from tests.helpers import balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
-
-
-def verify(settings):
-    env = {
-        "CREDIT_DATABASE_URL": settings.database_url,
-        "CREDIT_CACHE_URL": settings.cache_url,
-        "CREDIT_INSTANCE_PATH": settings.instance_path,
-        "CREDIT_SECRET_KEY": settings.secret_key,
-        "CREDIT_CONFIG": "",
-    }
-    return CliRunner().invoke(cli, ["ledger", "verify"], env=env)
+from app.testing import ledger_snapshot
+from tests.helpers import balance_of, deposit, user_with_token
 
 
 @pytest.fixture
-def busy(app, client):
+def busy(client, people):
     """A ledger with every kind of transaction, a refused one and a stored refusal."""
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, alice_h = user_with_token(client, "alice")
-    bob, bob_h = user_with_token(client, "bob")
-    carol, _ = user_with_token(client, "carol")
-    a, b, c = alice["id"], bob["id"], carol["id"]
+    admin, alice_h, bob_h = people.admin.headers, people.alice.headers, people.bob.headers
+    a, b, c = people.alice.id, people.bob.id, people.add("carol").id
     deposit(client, admin, a, 1000)
     deposit(client, admin, b, 200)
     dep = deposit(client, admin, c, 5)
@@ -61,15 +45,15 @@ def busy(app, client):
     return {"alice": a, "bob": b, "carol": c, "transfer": tr["id"], "balances": balances}
 
 
-def test_verify_on_an_empty_ledger(settings, app):
-    result = verify(settings)
+def test_verify_on_an_empty_ledger(settings, credit_cli, app):
+    result = credit_cli("ledger", "verify")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == f"database: {masked_url(settings.database_url)}"
     assert "transactions: 0" in result.output and "ledger ok" in result.output
 
 
-def test_verify_on_a_clean_ledger_reports_money_conserved(app, settings, busy):
-    result = verify(settings)
+def test_verify_on_a_clean_ledger_reports_money_conserved(app, credit_cli, busy):
+    result = credit_cli("ledger", "verify")
     assert result.exit_code == 0, result.output
     issued, redeemed = 1000 + 200 + 5 - 5, 100 + 25
     held = sum(busy["balances"].values())
@@ -83,10 +67,10 @@ def test_verify_on_a_clean_ledger_reports_money_conserved(app, settings, busy):
     assert report.ok and report.total_balance == held and report.wallets == 4
 
 
-def test_verify_detects_a_tampered_balance(app, settings, busy):
+def test_verify_detects_a_tampered_balance(app, credit_cli, busy):
     with app.container.database().engine.begin() as conn:
         conn.execute(update(Account).where(Account.user_id == busy["bob"]).values(balance=Account.balance + 1))
-    result = verify(settings)
+    result = credit_cli("ledger", "verify")
     assert result.exit_code == 1, result.output
     assert "stored balance differs from entries" in result.output
     line = next(line for line in result.output.splitlines() if "stored balance differs" in line)
@@ -95,7 +79,7 @@ def test_verify_detects_a_tampered_balance(app, settings, busy):
     assert "ledger ok" not in result.output
 
 
-def test_verify_detects_a_deleted_ledger_entry(app, settings, busy):
+def test_verify_detects_a_deleted_ledger_entry(app, credit_cli, busy):
     with app.container.database().engine.begin() as conn:
         wallet = conn.scalar(select(Account.id).where(Account.user_id == busy["bob"]))
         entry = conn.scalar(
@@ -104,7 +88,7 @@ def test_verify_detects_a_deleted_ledger_entry(app, settings, busy):
             )
         )
         conn.execute(delete(LedgerEntry).where(LedgerEntry.id == entry))
-    result = verify(settings)
+    result = credit_cli("ledger", "verify")
     assert result.exit_code == 1, result.output
     assert f"unbalanced transaction: {busy['transfer']}" in result.output
     # Bob's stored balance no longer matches his remaining entries either.
@@ -112,10 +96,10 @@ def test_verify_detects_a_deleted_ledger_entry(app, settings, busy):
     assert busy["bob"] in line
 
 
-def test_verify_detects_a_transaction_without_entries(app, settings, busy):
+def test_verify_detects_a_transaction_without_entries(app, credit_cli, busy):
     with app.container.database().engine.begin() as conn:
         conn.execute(delete(LedgerEntry).where(LedgerEntry.transaction_id == busy["transfer"]))
-    result = verify(settings)
+    result = credit_cli("ledger", "verify")
     assert result.exit_code == 1, result.output
     assert f"transaction without entries: {busy['transfer']}" in result.output
 

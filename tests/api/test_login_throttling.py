@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from dependency_injector import providers
 
-from app import build_container, create_app
 from app.services.passwords import Passwords
+from app.testing import DEFAULT_PASSWORD, assert_error, bearer, login, register
 from tests import backends
-from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, login, register
 
 LIMIT = 5
 PARALLEL_GUESSES = 30
@@ -54,15 +53,18 @@ def passwords():
     return CountingPasswords()
 
 
+pytestmark = pytest.mark.credit_settings(login_max_failures=LIMIT, registrations_per_address=3)
+
+
 @pytest.fixture
-def app(settings_factory, storage, passwords):
-    settings = settings_factory(cache_url=storage, login_max_failures=LIMIT, registrations_per_address=3)
-    container = build_container(settings)
-    container.passwords.override(providers.Object(passwords))
-    app = create_app(settings, container=container)
-    yield app
-    app.module_manager.shutdown()
-    container.reset_singletons()
+def credit_cache_url(storage):
+    return storage
+
+
+@pytest.fixture
+def credit_container(credit_container, passwords):
+    credit_container.passwords.override(providers.Object(passwords))
+    return credit_container
 
 
 def attempt(client, identifier: str, password: str, address: str = "127.0.0.1"):

@@ -12,19 +12,17 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from dependency_injector import providers
 from prometheus_client import CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
-from app.modules.wallet_module import WalletModule
 from app.observability.logging import JsonFormatter, logging_config
 from app.observability.metrics import Metrics
 from app.observability.requests import route_template
 from app.serving import MULTIPROC_ENV, CreditServer, gunicorn_options, multiprocess_metrics_dir
-from tests.helpers import METRICS_TOKEN, bearer, login, register
+from app.testing import bearer, login, register
+from tests.helpers import METRICS_TOKEN, FailingWallet
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -207,21 +205,10 @@ def test_module_gauges_are_healthy_and_initialized(client):
         assert value(status, module=module) == 1.0  # exactly one status is set
 
 
-class FailingWallet(WalletModule):
-    def initialize(self) -> bool:
-        raise RuntimeError("wallet backend exploded")
-
-
-def test_module_gauges_reflect_a_failed_module(container, settings):
-    wallet = container.wallet_module
-    container.wallet_module.override(providers.Singleton(FailingWallet, *wallet.args, **wallet.kwargs))
-    app = create_app(settings, container=container)
-    try:
-        client = app.test_client()
-        health = samples(client, "credit_module_health")
-        status = samples(client, "credit_module_status")
-    finally:
-        app.module_manager.shutdown()
+@pytest.mark.credit_override(wallet_module=FailingWallet)
+def test_module_gauges_reflect_a_failed_module(client):
+    health = samples(client, "credit_module_health")
+    status = samples(client, "credit_module_status")
     assert value(status, module="wallet_module", status="failed") == 1.0
     assert value(status, module="transactions_module", status="skipped") == 1.0
     assert value(status, module="user_management", status="initialized") == 1.0
@@ -230,14 +217,10 @@ def test_module_gauges_reflect_a_failed_module(container, settings):
     assert value(health, module="user_management") == 1.0
 
 
-def test_a_disabled_module_has_a_status_but_no_health(settings_factory):
-    app = create_app(settings_factory(modules_disabled="transactions_module"))
-    try:
-        client = app.test_client()
-        status = samples(client, "credit_module_status")
-        health = samples(client, "credit_module_health")
-    finally:
-        app.module_manager.shutdown()
+@pytest.mark.credit_settings(modules_disabled="transactions_module")
+def test_a_disabled_module_has_a_status_but_no_health(client):
+    status = samples(client, "credit_module_status")
+    health = samples(client, "credit_module_health")
     assert value(status, module="transactions_module", status="disabled") == 1.0
     assert value(health, module="wallet_module") == 1.0
     assert not [key for key in health if ("module", "transactions_module") in key]

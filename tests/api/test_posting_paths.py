@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from dependency_injector import providers
 
-from tests.helpers import assert_error, balance_of, bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
+from app.testing import assert_error, ledger_snapshot
+from tests.helpers import balance_of, deposit
 
 
 class RecordingWriter:
@@ -38,38 +39,27 @@ def first_writer(app) -> str:
     return "pipelined" if app.container.database().dialect == "postgresql" else "step_by_step"
 
 
-@pytest.fixture
-def people(app, client):
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, alice_h = user_with_token(client, "alice")
-    bob, _ = user_with_token(client, "bob")
-    return admin, alice, alice_h, bob
-
-
-def transfer(client, headers, source, target, amount, key=None):
+def transfer(client, headers, source_id, target_id, amount, key=None):
     extra = {"Idempotency-Key": key} if key else {}
     return client.post(
         "/transactions",
-        json={"from_user_id": source["id"], "to_user_id": target["id"], "amount": amount},
+        json={"from_user_id": source_id, "to_user_id": target_id, "amount": amount},
         headers={**headers, **extra},
     )
 
 
 def test_postings_that_go_through_are_written_once_by_the_chosen_writer(client, people, writes, first_writer):
-    admin, alice, alice_h, bob = people
-    deposit(client, admin, alice["id"], 100)
+    admin, alice_h, alice, bob = people.admin.headers, people.alice.headers, people.alice.id, people.bob.id
+    deposit(client, admin, alice, 100)
     assert transfer(client, alice_h, alice, bob, 30, key="k1").status_code == 201
-    assert (
-        client.post("/wallet/withdraw", json={"user_id": alice["id"], "amount": 5}, headers=alice_h).status_code == 201
-    )
+    assert client.post("/wallet/withdraw", json={"user_id": alice, "amount": 5}, headers=alice_h).status_code == 201
     assert writes == [(first_writer, "deposit"), (first_writer, "transfer"), (first_writer, "withdrawal")]
-    assert balance_of(client, admin, alice["id"]) == 65 and balance_of(client, admin, bob["id"]) == 30
+    assert balance_of(client, admin, alice) == 65 and balance_of(client, admin, bob) == 30
 
 
 def test_a_refused_posting_is_redone_step_by_step_and_leaves_nothing(app, client, people, writes, first_writer):
-    admin, alice, alice_h, bob = people
-    deposit(client, admin, alice["id"], 10)
+    admin, alice_h, alice, bob = people.admin.headers, people.alice.headers, people.alice.id, people.bob.id
+    deposit(client, admin, alice, 10)
     before = ledger_snapshot(app)
     writes.clear()
     refused = transfer(client, alice_h, alice, bob, 11, key="k2")
@@ -84,25 +74,25 @@ def test_a_refused_posting_is_redone_step_by_step_and_leaves_nothing(app, client
 
 
 def test_a_replayed_key_answers_from_the_record_and_moves_money_once(app, client, people):
-    admin, alice, alice_h, bob = people
-    deposit(client, admin, alice["id"], 100)
+    admin, alice_h, alice, bob = people.admin.headers, people.alice.headers, people.alice.id, people.bob.id
+    deposit(client, admin, alice, 100)
     first = transfer(client, alice_h, alice, bob, 40, key="same")
     again = transfer(client, alice_h, alice, bob, 40, key="same")
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
-    assert balance_of(client, admin, alice["id"]) == 60 and balance_of(client, admin, bob["id"]) == 40
+    assert balance_of(client, admin, alice) == 60 and balance_of(client, admin, bob) == 40
 
 
 @pytest.mark.parametrize("field", ["to_user_id", "user_id"])
 def test_an_id_longer_than_any_stored_is_an_unknown_user_not_an_error(app, client, people, field):
     """Sent in one go, such an id reaches an INSERT before anything refuses it (PostgreSQL
     then rejects the value itself); it must still be the 404 the step-by-step path gives."""
-    admin, alice, alice_h, bob = people
-    deposit(client, admin, alice["id"], 100)
+    admin, alice_h, alice = people.admin.headers, people.alice.headers, people.alice.id
+    deposit(client, admin, alice, 100)
     before = ledger_snapshot(app)
     stranger = "0" * 63
     if field == "to_user_id":
-        response = transfer(client, alice_h, alice, {"id": stranger}, 10, key="long-id")
+        response = transfer(client, alice_h, alice, stranger, 10, key="long-id")
     else:
         response = client.post(
             "/wallet/deposit", json={"user_id": stranger, "amount": 10}, headers={**admin, "Idempotency-Key": "long-id"}

@@ -10,37 +10,23 @@ from __future__ import annotations
 import io
 import json
 import logging
-from types import SimpleNamespace
 
 import pytest
 from flask import url_for
 
 from app.http.body import MAX_DEPTH
 from app.http.idempotency import TRANSACTION_ENDPOINT, TRANSACTION_URL
-from tests.helpers import (
-    DEFAULT_PASSWORD,
-    assert_error,
-    bearer,
-    deposit,
-    ledger_snapshot,
-    login,
-    make_admin,
-    register,
-    user_with_token,
-)
+from app.testing import DEFAULT_PASSWORD, assert_error, ledger_snapshot, login, register
 
 LONE = "\\ud800"  # as it appears in JSON text: an escape json decodes to an unpaired surrogate
 JSON = "application/json"
 
 
 @pytest.fixture
-def world(app, client):
-    admin = make_admin(app)
-    alice, alice_h = user_with_token(client, "alice")
-    bob, bob_h = user_with_token(client, "bob")
-    admin_h = bearer(login(client, "admin"))
-    deposit(client, admin_h, alice["id"], 1000)
-    return SimpleNamespace(admin=admin, admin_h=admin_h, alice=alice, alice_h=alice_h, bob=bob, bob_h=bob_h)
+def people(people):
+    """The plugin's admin, alice and bob; alice holds 1000."""
+    people.fund(people.alice, 1000)
+    return people
 
 
 def _raw(client, method: str, path: str, text: str, headers: dict | None = None, content_type: str = JSON):
@@ -70,10 +56,10 @@ def test_a_json_suffix_media_type_and_a_charset_are_json(client):
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
-def test_nan_and_infinity_are_not_json(app, client, world, constant):
+def test_nan_and_infinity_are_not_json(app, client, people, constant):
     before = ledger_snapshot(app)
-    text = f'{{"user_id": "{world.alice["id"]}", "amount": {constant}}}'
-    error = assert_error(_raw(client, "POST", "/wallet/deposit", text, world.admin_h), 400, "bad_request")
+    text = f'{{"user_id": "{people.alice.id}", "amount": {constant}}}'
+    error = assert_error(_raw(client, "POST", "/wallet/deposit", text, people.admin.headers), 400, "bad_request")
     assert constant.lstrip("-") in error["message"]
     assert ledger_snapshot(app) == before
 
@@ -126,26 +112,28 @@ def test_a_lone_surrogate_in_any_registration_or_login_field_is_422_on_that_fiel
     assert client.post("/auth/login", json={"username": "grace", "password": DEFAULT_PASSWORD}).status_code == 401
 
 
-def test_a_lone_surrogate_in_a_password_change_is_422(client, world):
-    path = f"/users/{world.alice['id']}"
+def test_a_lone_surrogate_in_a_password_change_is_422(client, people):
+    path = f"/users/{people.alice.id}"
     body = {"password": "new-password-123", "current_password": DEFAULT_PASSWORD, "email": "a@example.com"}
     for field in body:
-        error = assert_error(_raw(client, "PATCH", path, _with(body, field), world.alice_h), 422, "validation_error")
+        error = assert_error(
+            _raw(client, "PATCH", path, _with(body, field), people.alice.headers), 422, "validation_error"
+        )
         assert list(error["details"]) == [field]
     assert login(client, "alice")  # the password did not change
 
 
-def test_a_lone_surrogate_in_any_money_field_is_422_and_moves_nothing(app, client, world):
-    tx = client.get("/transactions", headers=world.alice_h).get_json()["items"][0]["id"]
+def test_a_lone_surrogate_in_any_money_field_is_422_and_moves_nothing(app, client, people):
+    tx = client.get("/transactions", headers=people.alice.headers).get_json()["items"][0]["id"]
     cases = [
-        ("/wallet/deposit", world.admin_h, {"user_id": world.alice["id"], "amount": 5, "description": "d"}),
-        ("/wallet/withdraw", world.alice_h, {"user_id": world.alice["id"], "amount": 5, "description": "d"}),
+        ("/wallet/deposit", people.admin.headers, {"user_id": people.alice.id, "amount": 5, "description": "d"}),
+        ("/wallet/withdraw", people.alice.headers, {"user_id": people.alice.id, "amount": 5, "description": "d"}),
         (
             "/transactions",
-            world.alice_h,
-            {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 5, "description": "d"},
+            people.alice.headers,
+            {"from_user_id": people.alice.id, "to_user_id": people.bob.id, "amount": 5, "description": "d"},
         ),
-        (f"/transactions/{tx}/reverse", world.admin_h, {"reason": "r"}),
+        (f"/transactions/{tx}/reverse", people.admin.headers, {"reason": "r"}),
     ]
     before = ledger_snapshot(app)
     for path, headers, body in cases:
@@ -158,10 +146,10 @@ def test_a_lone_surrogate_in_any_money_field_is_422_and_moves_nothing(app, clien
     assert ledger_snapshot(app) == before
 
 
-def test_a_surrogate_pair_is_an_ordinary_character(client, world):
-    text = json.dumps({"user_id": world.alice["id"], "amount": 5, "description": "\U0001f600"})
+def test_a_surrogate_pair_is_an_ordinary_character(client, people):
+    text = json.dumps({"user_id": people.alice.id, "amount": 5, "description": "\U0001f600"})
     assert "\\ud83d\\ude00" in text
-    response = _raw(client, "POST", "/wallet/deposit", text, world.admin_h)
+    response = _raw(client, "POST", "/wallet/deposit", text, people.admin.headers)
     assert response.status_code == 201 and response.get_json()["description"] == "\U0001f600"
 
 
@@ -171,8 +159,8 @@ def test_a_lone_surrogate_in_a_field_name_is_422_too(client):
     assert "_schema" in error["details"]
 
 
-def test_a_token_is_checked_before_a_surrogate_field(client, world):
-    text = _with({"user_id": world.alice["id"], "amount": 5, "description": "d"}, "description")
+def test_a_token_is_checked_before_a_surrogate_field(client, people):
+    text = _with({"user_id": people.alice.id, "amount": 5, "description": "d"}, "description")
     assert_error(_raw(client, "POST", "/wallet/deposit", text), 401, "unauthorized")
 
 
@@ -180,40 +168,44 @@ def test_a_token_is_checked_before_a_surrogate_field(client, world):
 
 
 @pytest.mark.parametrize("content_type", [JSON, None])
-def test_an_empty_body_where_one_is_required_is_400(client, world, content_type):
+def test_an_empty_body_where_one_is_required_is_400(client, people, content_type):
     requests = [
         ("POST", "/users", {}),
         ("POST", "/auth/login", {}),
-        ("POST", "/wallet/deposit", world.admin_h),
-        ("POST", "/wallet/withdraw", world.alice_h),
-        ("POST", "/transactions", world.alice_h),
-        ("PATCH", f"/users/{world.alice['id']}", world.alice_h),
+        ("POST", "/wallet/deposit", people.admin.headers),
+        ("POST", "/wallet/withdraw", people.alice.headers),
+        ("POST", "/transactions", people.alice.headers),
+        ("PATCH", f"/users/{people.alice.id}", people.alice.headers),
     ]
     for method, path, headers in requests:
         response = client.open(path, method=method, data=b"", content_type=content_type, headers=headers)
         error = assert_error(response, 400, "bad_request")
         assert "requires a JSON object" in error["message"], (method, path)
-    assert client.patch(f"/users/{world.alice['id']}", json={}, headers=world.alice_h).status_code == 200
+    assert client.patch(f"/users/{people.alice.id}", json={}, headers=people.alice.headers).status_code == 200
 
 
 @pytest.mark.parametrize("content_type", [JSON, None])
-def test_an_empty_body_where_it_is_optional_is_an_empty_object(app, client, world, content_type):
-    tx = client.get("/transactions", headers=world.alice_h).get_json()["items"][0]["id"]
-    response = client.post(f"/transactions/{tx}/reverse", data=b"", content_type=content_type, headers=world.admin_h)
+def test_an_empty_body_where_it_is_optional_is_an_empty_object(app, client, people, content_type):
+    tx = client.get("/transactions", headers=people.alice.headers).get_json()["items"][0]["id"]
+    response = client.post(
+        f"/transactions/{tx}/reverse", data=b"", content_type=content_type, headers=people.admin.headers
+    )
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["reverses"] == tx and response.get_json()["description"] is None
 
 
 @pytest.mark.parametrize("content_type", [JSON, None])
-def test_logout_takes_no_body_with_or_without_a_content_type(client, world, content_type):
-    assert client.post("/auth/logout", data=b"", content_type=content_type, headers=world.bob_h).status_code == 204
-    assert_error(client.get("/users/me", headers=world.bob_h), 401, "unauthorized")
+def test_logout_takes_no_body_with_or_without_a_content_type(client, people, content_type):
+    assert (
+        client.post("/auth/logout", data=b"", content_type=content_type, headers=people.bob.headers).status_code == 204
+    )
+    assert_error(client.get("/users/me", headers=people.bob.headers), 401, "unauthorized")
 
 
-def test_logout_with_a_body_that_is_not_json_is_415(client, world):
-    response = client.post("/auth/logout", data=b"bye", content_type="text/plain", headers=world.bob_h)
+def test_logout_with_a_body_that_is_not_json_is_415(client, people):
+    response = client.post("/auth/logout", data=b"bye", content_type="text/plain", headers=people.bob.headers)
     assert_error(response, 415, "unsupported_media_type")
-    assert client.get("/users/me", headers=world.bob_h).status_code == 200
+    assert client.get("/users/me", headers=people.bob.headers).status_code == 200
 
 
 def test_a_404_or_405_answers_before_the_body_is_read(client):
@@ -255,8 +247,8 @@ def test_a_chunked_body_at_the_limit_is_read_whole(app, client):
 # -- query parameters --------------------------------------------------------------------------
 
 
-def test_an_unknown_query_parameter_is_422_wherever_parameters_are_declared(client, world):
-    for path, headers in (("/transactions", world.alice_h), ("/users", world.admin_h)):
+def test_an_unknown_query_parameter_is_422_wherever_parameters_are_declared(client, people):
+    for path, headers in (("/transactions", people.alice.headers), ("/users", people.admin.headers)):
         error = assert_error(client.get(f"{path}?limt=1", headers=headers), 422, "validation_error")
         assert error["details"] == {"limt": ["Unknown field."]}, path
         assert client.get(f"{path}?limit=1", headers=headers).status_code == 200
@@ -273,15 +265,17 @@ def test_cache_busters_do_not_break_docs_or_health(client):
 # -- /users/me ---------------------------------------------------------------------------------
 
 
-def test_users_me_advertises_and_answers_only_get(client, world):
-    options = client.options("/users/me", headers=world.alice_h)
+def test_users_me_advertises_and_answers_only_get(client, people):
+    options = client.options("/users/me", headers=people.alice.headers)
     assert set(options.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
     for method in ("PATCH", "DELETE", "PUT", "POST"):
-        response = client.open("/users/me", method=method, json={"email": "x@example.com"}, headers=world.alice_h)
+        response = client.open(
+            "/users/me", method=method, json={"email": "x@example.com"}, headers=people.alice.headers
+        )
         assert_error(response, 405, "method_not_allowed")
         assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}, method
-    assert client.get("/users/me", headers=world.alice_h).get_json()["email"] == "alice@example.com"
-    other = client.options(f"/users/{world.bob['id']}", headers=world.alice_h).headers["Allow"]
+    assert client.get("/users/me", headers=people.alice.headers).get_json()["email"] == "alice@example.com"
+    other = client.options(f"/users/{people.bob.id}", headers=people.alice.headers).headers["Allow"]
     assert {"GET", "PATCH", "DELETE"} <= set(other.split(", "))
 
 
@@ -297,34 +291,36 @@ def _follow(client, response, headers) -> dict:
     return response.get_json()
 
 
-def test_every_201_carries_the_location_of_what_it_created(client, world):
+def test_every_201_carries_the_location_of_what_it_created(client, people):
     created = client.post("/users", json={"username": "frank", "email": "f@example.com", "password": DEFAULT_PASSWORD})
     assert created.headers["Location"] == f"/users/{created.get_json()['id']}"
-    _follow(client, created, world.admin_h)
+    _follow(client, created, people.admin.headers)
 
-    keyed = {**world.admin_h, "Idempotency-Key": "deposit-1"}
-    body = {"user_id": world.alice["id"], "amount": 7}
+    keyed = {**people.admin.headers, "Idempotency-Key": "deposit-1"}
+    body = {"user_id": people.alice.id, "amount": 7}
     first = client.post("/wallet/deposit", json=body, headers=keyed)
     assert first.headers["Location"] == f"/transactions/{first.get_json()['id']}"
-    _follow(client, first, world.admin_h)
+    _follow(client, first, people.admin.headers)
     replay = client.post("/wallet/deposit", json=body, headers=keyed)
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.headers["Location"] == first.headers["Location"]
 
-    withdrawn = client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 1}, headers=world.alice_h)
-    _follow(client, withdrawn, world.alice_h)
+    withdrawn = client.post(
+        "/wallet/withdraw", json={"user_id": people.alice.id, "amount": 1}, headers=people.alice.headers
+    )
+    _follow(client, withdrawn, people.alice.headers)
     moved = client.post(
         "/transactions",
-        json={"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 2},
-        headers=world.alice_h,
+        json={"from_user_id": people.alice.id, "to_user_id": people.bob.id, "amount": 2},
+        headers=people.alice.headers,
     )
-    _follow(client, moved, world.alice_h)
-    reversed_ = client.post(f"/transactions/{moved.get_json()['id']}/reverse", json={}, headers=world.admin_h)
-    _follow(client, reversed_, world.admin_h)
+    _follow(client, moved, people.alice.headers)
+    reversed_ = client.post(f"/transactions/{moved.get_json()['id']}/reverse", json={}, headers=people.admin.headers)
+    _follow(client, reversed_, people.admin.headers)
 
 
-def test_a_refused_money_movement_has_no_location(client, world):
-    response = client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 1}, headers=world.bob_h)
+def test_a_refused_money_movement_has_no_location(client, people):
+    response = client.post("/wallet/withdraw", json={"user_id": people.bob.id, "amount": 1}, headers=people.bob.headers)
     assert_error(response, 409, "insufficient_funds")
     assert "Location" not in response.headers
 

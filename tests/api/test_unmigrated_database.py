@@ -8,17 +8,14 @@ from __future__ import annotations
 import logging
 
 import pytest
-from dependency_injector import providers
 from sqlalchemy import create_engine, text
 
-from app import build_container, create_app
 from app.infrastructure import database as database_module
 from app.infrastructure.database_url import masked_url
 from app.infrastructure.migrations import head_revision, known_revisions, upgrade
-from app.services.passwords import Passwords
+from app.testing import DEFAULT_PASSWORD
 from tests import backends
 from tests.conftest import BACKEND
-from tests.helpers import DEFAULT_PASSWORD
 
 USER = {"username": "alice", "email": "alice@example.com", "password": DEFAULT_PASSWORD}
 UNKNOWN_REVISION = "fffffffffff0"
@@ -43,22 +40,14 @@ def empty_database_url(tmp_path):
 
 
 @pytest.fixture
-def start(settings_factory, caplog):
+def start(credit_app_factory, caplog):
     """start(database_url) -> the app built on it; its start-up log records are in caplog."""
-    apps = []
 
     def build(database_url: str):
-        settings = settings_factory(database_url=database_url, health_cache_seconds=0)
-        container = build_container(settings)
-        container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
         with caplog.at_level(logging.INFO):
-            app = create_app(settings, container=container)
-        apps.append(app)
-        return app
+            return credit_app_factory(database_url=database_url, health_cache_seconds=0)
 
-    yield build
-    for app in apps:
-        app.module_manager.shutdown()
+    return build
 
 
 def stamp(database_url: str, revision: str) -> None:

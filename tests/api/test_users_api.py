@@ -11,19 +11,14 @@ from datetime import datetime, timedelta
 
 import jwt
 import pytest
-from click.testing import CliRunner
-from dependency_injector import providers
 from sqlalchemy import func, select
 
-from app import build_container, create_app
-from app.cli import main as cli
-from app.config import load_settings
 from app.infrastructure.tables import OutboxEvent, User
 from app.services.login_throttle import CLIENT_FACTOR
-from app.services.passwords import Passwords
 from app.services.principal import Principal
 from app.services.tokens import Tokens
-from tests.helpers import DEFAULT_PASSWORD, assert_error, bearer, cursor_of, login, make_admin, register
+from app.testing import DEFAULT_PASSWORD, assert_error, bearer, login, make_admin, register
+from tests.helpers import cursor_of
 
 USER_FIELDS = {"id", "username", "email", "role", "is_active", "created_at"}
 
@@ -58,26 +53,6 @@ class Actions:
 @pytest.fixture
 def act(app, client) -> Actions:
     return Actions(app, client)
-
-
-@pytest.fixture
-def make_app(settings_factory):
-    """Build an app from settings overrides (like the `app` fixture), shut down at the end."""
-    built = []
-
-    def make(**overrides):
-        settings = settings_factory(**overrides)
-        container = build_container(settings)
-        container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
-        app = create_app(settings, container=container)
-        app.config["TESTING"] = True
-        built.append((app, container))
-        return app
-
-    yield make
-    for app, container in reversed(built):
-        app.module_manager.shutdown()
-        container.reset_singletons()
 
 
 def craft_token(secret: str, user_id: str, *, version: int = 0, expires_in: int = 60, **extra) -> str:
@@ -354,8 +329,8 @@ def test_bad_tokens_are_401(act, client, settings, how):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_expired_token_from_a_short_ttl_is_401(make_app):
-    app = make_app(token_ttl=60)
+def test_expired_token_from_a_short_ttl_is_401(credit_app_factory):
+    app = credit_app_factory(token_ttl=60)
     client = app.test_client()
     user = register(client, "ivy")
     body = client.post("/auth/login", json={"username": "ivy", "password": DEFAULT_PASSWORD}).get_json()
@@ -805,8 +780,8 @@ def _retry_after(response) -> int:
     return int(value)
 
 
-def test_account_is_throttled_after_max_failures(make_app):
-    app = make_app(login_max_failures=3)
+def test_account_is_throttled_after_max_failures(credit_app_factory):
+    app = credit_app_factory(login_max_failures=3)
     client = app.test_client()
     register(client, "alice")
     for _ in range(3):
@@ -825,8 +800,8 @@ def test_account_is_throttled_after_max_failures(make_app):
     login(client, "bob")
 
 
-def test_case_variants_count_for_one_account(make_app):
-    app = make_app(login_max_failures=3)
+def test_case_variants_count_for_one_account(credit_app_factory):
+    app = credit_app_factory(login_max_failures=3)
     client = app.test_client()
     register(client, "alice")
     for identifier in ("alice", "Alice", "ALICE"):
@@ -834,8 +809,8 @@ def test_case_variants_count_for_one_account(make_app):
     assert_error(_fail(client, "aLiCe"), 429, "rate_limited")
 
 
-def test_successful_login_resets_the_account_failures(make_app):
-    app = make_app(login_max_failures=3)
+def test_successful_login_resets_the_account_failures(credit_app_factory):
+    app = credit_app_factory(login_max_failures=3)
     client = app.test_client()
     register(client, "alice")
     for _round in range(3):
@@ -844,8 +819,8 @@ def test_successful_login_resets_the_account_failures(make_app):
         login(client, "alice")
 
 
-def test_client_is_throttled_after_its_own_budget(make_app):
-    app = make_app(login_max_failures=3)
+def test_client_is_throttled_after_its_own_budget(credit_app_factory):
+    app = credit_app_factory(login_max_failures=3)
     client = app.test_client()
     register(client, "victim")
     budget = 3 * CLIENT_FACTOR
@@ -927,59 +902,17 @@ def test_no_password_or_hash_in_responses_or_logs(act, client, caplog):
 
 # -- credit-system create-admin --------------------------------------------------------------
 
-CLI_SECRET = "cli-secret-key-0123456789abcdef0123"
+
+def _create_admin(credit_cli, username, email, password):
+    return credit_cli("create-admin", "--username", username, "--email", email, "--password", password)
 
 
-@pytest.fixture
-def cli_env(tmp_path, sqlite_template):
-    folder = tmp_path / "cli"
-    folder.mkdir()
-    url = sqlite_template.fresh(folder)
-    return {
-        "CREDIT_DATABASE_URL": url,
-        "CREDIT_INSTANCE_PATH": str(folder),
-        "CREDIT_SECRET_KEY": CLI_SECRET,
-        "CREDIT_CACHE_URL": "memory://",
-        "CREDIT_CONFIG": None,
-        "CREDIT_MODULES_DISABLED": None,
-        "CREDIT_MODULES_EXTRA": None,
-    }
-
-
-@pytest.fixture
-def cli_app(cli_env):
-    """Build an app on the CLI's database (after the command ran), shut down at the end."""
-    apps = []
-
-    def make():
-        settings = load_settings(
-            environ={},
-            database_url=cli_env["CREDIT_DATABASE_URL"],
-            cache_url="memory://",
-            secret_key=CLI_SECRET,
-            instance_path=cli_env["CREDIT_INSTANCE_PATH"],
-        )
-        app = create_app(settings)
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.module_manager.shutdown()
-
-
-def _create_admin(env, username, email, password):
-    return CliRunner().invoke(
-        cli, ["create-admin", "--username", username, "--email", email, "--password", password], env=env
-    )
-
-
-def test_create_admin_creates_an_admin_who_can_list_users(cli_env, cli_app):
-    result = _create_admin(cli_env, "boss", "boss@example.com", "boss-password-1")
+def test_create_admin_creates_an_admin_who_can_list_users(credit_cli, credit_app_factory):
+    result = _create_admin(credit_cli, "boss", "boss@example.com", "boss-password-1")
     assert result.exit_code == 0, result.output
     assert "created admin boss" in result.output
     assert "boss-password-1" not in result.output
-    client = cli_app().test_client()
+    client = credit_app_factory().test_client()
     headers = bearer(login(client, "boss", "boss-password-1"))
     me = client.get("/users/me", headers=headers).get_json()
     assert me["role"] == "admin" and me["is_active"] is True and me["email"] == "boss@example.com"
@@ -988,16 +921,16 @@ def test_create_admin_creates_an_admin_who_can_list_users(cli_env, cli_app):
     assert [item["username"] for item in listing.get_json()["items"]] == ["boss"]
 
 
-def test_create_admin_promotes_an_existing_user(cli_env, cli_app):
-    app = cli_app()
+def test_create_admin_promotes_an_existing_user(credit_cli, credit_app_factory):
+    app = credit_app_factory()
     client = app.test_client()
     user = register(client, "worker", password="worker-password-1")
 
-    result = _create_admin(cli_env, "Worker", "ignored@example.com", "promoted-password-2")
+    result = _create_admin(credit_cli, "Worker", "ignored@example.com", "promoted-password-2")
     assert result.exit_code == 0, result.output
     assert "promoted admin worker" in result.output
 
-    client = cli_app().test_client()
+    client = credit_app_factory().test_client()
     assert_error(
         client.post("/auth/login", json={"username": "worker", "password": "worker-password-1"}),
         401,
@@ -1018,25 +951,25 @@ def test_create_admin_promotes_an_existing_user(cli_env, cli_app):
         ("bad name", "boss@example.com", "boss-password-1", "username"),
     ],
 )
-def test_create_admin_rejects_invalid_input(cli_env, cli_app, username, email, password, message):
-    result = _create_admin(cli_env, username, email, password)
+def test_create_admin_rejects_invalid_input(credit_cli, credit_app_factory, username, email, password, message):
+    result = _create_admin(credit_cli, username, email, password)
     assert result.exit_code != 0
     assert "invalid input" in result.output and message in result.output
     assert password not in result.output
-    with cli_app().container.database().unit_of_work(write=False) as uow:
+    with credit_app_factory().container.database().unit_of_work(write=False) as uow:
         assert uow.session.scalar(select(func.count()).select_from(User)) == 0
 
 
-def test_create_admin_with_an_email_of_another_user_fails(cli_env, cli_app):
-    app = cli_app()
+def test_create_admin_with_an_email_of_another_user_fails(credit_cli, credit_app_factory):
+    app = credit_app_factory()
     register(app.test_client(), "owner", email="owner@example.com")
-    result = _create_admin(cli_env, "boss", "OWNER@example.com", "boss-password-1")
+    result = _create_admin(credit_cli, "boss", "OWNER@example.com", "boss-password-1")
     assert result.exit_code != 0
     assert "email" in result.output
     with app.container.database().unit_of_work(write=False) as uow:
         assert uow.session.scalar(select(func.count()).select_from(User)) == 1
 
 
-def test_create_admin_without_required_options_fails(cli_env):
-    result = CliRunner().invoke(cli, ["create-admin", "--username", "boss"], env=cli_env)
+def test_create_admin_without_required_options_fails(credit_cli):
+    result = credit_cli("create-admin", "--username", "boss")
     assert result.exit_code != 0

@@ -15,8 +15,9 @@ from sqlalchemy import inspect
 
 from app.infrastructure.tables import Base
 from app.kernel.manager import ModuleLifecycle
+from app.testing import assert_error
 from app.vocabulary import Role, TransactionType
-from tests.helpers import assert_error, bearer, login, make_admin, user_with_token
+from tests.helpers import user_with_token
 
 # (table, CHECK constraint, enum) for every CHECK built from the vocabulary.
 CHECKS = [
@@ -86,14 +87,10 @@ def test_history_filters_by_every_type_and_names_them_when_refusing(client):
     assert error["details"] == {"type": [f"Must be one of: {', '.join(TransactionType)}."]}
 
 
-def test_a_user_update_accepts_every_role_and_refuses_others(app, client):
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, _ = user_with_token(client, "alice")
+def test_a_user_update_accepts_every_role_and_refuses_others(client, people):
+    admin, alice = people.admin.headers, people.alice.id
     for member in Role:
-        response = client.patch(f"/users/{alice['id']}", json={"role": member.value}, headers=admin)
+        response = client.patch(f"/users/{alice}", json={"role": member.value}, headers=admin)
         assert response.status_code == 200 and response.get_json()["role"] == member.value
-    error = assert_error(
-        client.patch(f"/users/{alice['id']}", json={"role": "root"}, headers=admin), 422, "validation_error"
-    )
+    error = assert_error(client.patch(f"/users/{alice}", json={"role": "root"}, headers=admin), 422, "validation_error")
     assert error["details"] == {"role": [f"Must be one of: {', '.join(Role)}."]}

@@ -7,26 +7,13 @@ ledger entry, no idempotency record and no balance changed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account, LedgerEntry
-from tests.fakes import FakeCache
-from tests.helpers import (
-    INVALID_AMOUNTS,
-    MISSING,
-    assert_error,
-    balance_of,
-    bearer,
-    deposit,
-    ledger_snapshot,
-    login,
-    make_admin,
-    user_with_token,
-    with_field,
-)
+from app.testing import FakeCache, assert_error, ledger_snapshot
+from tests.helpers import INVALID_AMOUNTS, MISSING, balance_of, deposit, with_field
 
 TRANSACTION_FIELDS = {
     "id",
@@ -41,16 +28,6 @@ TRANSACTION_FIELDS = {
 }
 
 
-@pytest.fixture
-def world(app, client):
-    """An admin and two users, alice and bob, each with bearer headers."""
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, alice_h = user_with_token(client, "alice")
-    bob, bob_h = user_with_token(client, "bob")
-    return SimpleNamespace(admin=admin, alice=alice, alice_h=alice_h, bob=bob, bob_h=bob_h)
-
-
 def parse_utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0, value
@@ -60,93 +37,93 @@ def parse_utc(value: str) -> datetime:
 # -- balance ----------------------------------------------------------------------------
 
 
-def test_new_user_has_a_wallet_at_zero_created_with_the_user(app, client, world):
+def test_new_user_has_a_wallet_at_zero_created_with_the_user(app, client, people):
     # The user.created event made the wallet in the registration's transaction, before any read.
     with app.container.database().engine.connect() as conn:
-        wallet = conn.execute(select(Account.kind, Account.balance).where(Account.user_id == world.alice["id"])).one()
+        wallet = conn.execute(select(Account.kind, Account.balance).where(Account.user_id == people.alice.id)).one()
     assert tuple(wallet) == ("user", 0)
 
-    response = client.get(f"/wallet/balance/{world.alice['id']}", headers=world.alice_h)
+    response = client.get(f"/wallet/balance/{people.alice.id}", headers=people.alice.headers)
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"user_id", "balance", "updated_at"}
-    assert body["user_id"] == world.alice["id"] and body["balance"] == 0
+    assert body["user_id"] == people.alice.id and body["balance"] == 0
     parse_utc(body["updated_at"])
 
 
-def test_admin_reads_any_balance(client, world):
-    deposit(client, world.admin, world.bob["id"], 70)
-    response = client.get(f"/wallet/balance/{world.bob['id']}", headers=world.admin)
+def test_admin_reads_any_balance(client, people):
+    deposit(client, people.admin.headers, people.bob.id, 70)
+    response = client.get(f"/wallet/balance/{people.bob.id}", headers=people.admin.headers)
     assert response.status_code == 200
     assert response.get_json()["balance"] == 70
 
 
-def test_user_cannot_read_another_users_balance(client, world):
-    deposit(client, world.admin, world.bob["id"], 70)
-    error = assert_error(client.get(f"/wallet/balance/{world.bob['id']}", headers=world.alice_h), 403, "forbidden")
+def test_user_cannot_read_another_users_balance(client, people):
+    deposit(client, people.admin.headers, people.bob.id, 70)
+    error = assert_error(client.get(f"/wallet/balance/{people.bob.id}", headers=people.alice.headers), 403, "forbidden")
     assert "70" not in str(error)
 
 
-def test_balance_of_unknown_user_is_404_for_admin(client, world):
-    assert_error(client.get("/wallet/balance/no-such-user", headers=world.admin), 404, "not_found")
+def test_balance_of_unknown_user_is_404_for_admin(client, people):
+    assert_error(client.get("/wallet/balance/no-such-user", headers=people.admin.headers), 404, "not_found")
 
 
 # -- deposit ----------------------------------------------------------------------------
 
 
-def test_deposit_returns_the_transaction_and_credits_the_wallet(app, client, world):
+def test_deposit_returns_the_transaction_and_credits_the_wallet(app, client, people):
     before = datetime.now(UTC)
     response = client.post(
         "/wallet/deposit",
-        json={"user_id": world.alice["id"], "amount": 250, "description": "welcome bonus"},
-        headers=world.admin,
+        json={"user_id": people.alice.id, "amount": 250, "description": "welcome bonus"},
+        headers=people.admin.headers,
     )
     assert response.status_code == 201
     tx = response.get_json()
     assert set(tx) == TRANSACTION_FIELDS
     assert tx["type"] == "deposit" and tx["amount"] == 250
-    assert tx["from_user_id"] is None and tx["to_user_id"] == world.alice["id"]
+    assert tx["from_user_id"] is None and tx["to_user_id"] == people.alice.id
     assert tx["description"] == "welcome bonus"
     assert tx["reverses"] is None and tx["reversed_by"] is None
     assert isinstance(tx["id"], str) and tx["id"]
     assert before.replace(microsecond=0) <= parse_utc(tx["created_at"]) <= datetime.now(UTC)
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 250
+    assert balance_of(client, people.alice.headers, people.alice.id) == 250
 
     # Double entry: the issuance account pays for it, and the legs sum to zero.
     with app.container.database().engine.connect() as conn:
         legs = conn.execute(
             select(LedgerEntry.account_id, LedgerEntry.amount).where(LedgerEntry.transaction_id == tx["id"])
         ).all()
-        wallet = conn.scalar(select(Account.id).where(Account.user_id == world.alice["id"]))
+        wallet = conn.scalar(select(Account.id).where(Account.user_id == people.alice.id))
     assert sorted(legs, key=lambda leg: leg[1]) == [(ISSUANCE_ACCOUNT, -250), (wallet, 250)]
 
 
-def test_deposit_without_description_has_null_description(client, world):
-    tx = deposit(client, world.admin, world.alice["id"], 5)
+def test_deposit_without_description_has_null_description(client, people):
+    tx = deposit(client, people.admin.headers, people.alice.id, 5)
     assert tx["description"] is None
 
 
-def test_deposit_accepts_the_maximum_amount_and_500_char_description(client, world):
-    tx = deposit(client, world.admin, world.alice["id"], 1_000_000_000_000, description="d" * 500)
+def test_deposit_accepts_the_maximum_amount_and_500_char_description(client, people):
+    tx = deposit(client, people.admin.headers, people.alice.id, 1_000_000_000_000, description="d" * 500)
     assert tx["amount"] == 1_000_000_000_000 and tx["description"] == "d" * 500
-    assert balance_of(client, world.admin, world.alice["id"]) == 1_000_000_000_000
+    assert balance_of(client, people.admin.headers, people.alice.id) == 1_000_000_000_000
 
 
-def test_user_cannot_deposit_even_into_own_wallet(app, client, world):
+def test_user_cannot_deposit_even_into_own_wallet(app, client, people):
     before = ledger_snapshot(app)
-    for target in (world.alice["id"], world.bob["id"]):
+    for target in (people.alice.id, people.bob.id):
         assert_error(
-            client.post("/wallet/deposit", json={"user_id": target, "amount": 10}, headers=world.alice_h),
+            client.post("/wallet/deposit", json={"user_id": target, "amount": 10}, headers=people.alice.headers),
             403,
             "forbidden",
         )
     assert ledger_snapshot(app) == before
 
 
-def test_deposit_to_unknown_user_is_404_and_writes_nothing(app, client, world):
+def test_deposit_to_unknown_user_is_404_and_writes_nothing(app, client, people):
     before = ledger_snapshot(app)
     assert_error(
-        client.post("/wallet/deposit", json={"user_id": "no-such-user", "amount": 10}, headers=world.admin),
+        client.post("/wallet/deposit", json={"user_id": "no-such-user", "amount": 10}, headers=people.admin.headers),
         404,
         "not_found",
     )
@@ -156,29 +133,31 @@ def test_deposit_to_unknown_user_is_404_and_writes_nothing(app, client, world):
 # -- withdraw ---------------------------------------------------------------------------
 
 
-def test_owner_withdraws_from_own_wallet(client, world):
-    deposit(client, world.admin, world.alice["id"], 100)
+def test_owner_withdraws_from_own_wallet(client, people):
+    deposit(client, people.admin.headers, people.alice.id, 100)
     response = client.post(
         "/wallet/withdraw",
-        json={"user_id": world.alice["id"], "amount": 30, "description": "cash out"},
-        headers=world.alice_h,
+        json={"user_id": people.alice.id, "amount": 30, "description": "cash out"},
+        headers=people.alice.headers,
     )
     assert response.status_code == 201
     tx = response.get_json()
     assert set(tx) == TRANSACTION_FIELDS
     assert tx["type"] == "withdrawal" and tx["amount"] == 30
-    assert tx["from_user_id"] == world.alice["id"] and tx["to_user_id"] is None
+    assert tx["from_user_id"] == people.alice.id and tx["to_user_id"] is None
     assert tx["description"] == "cash out" and tx["reverses"] is None and tx["reversed_by"] is None
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 70
+    assert balance_of(client, people.alice.headers, people.alice.id) == 70
 
 
-def test_admin_withdraws_from_a_users_wallet_into_redemption(app, client, world):
-    deposit(client, world.admin, world.bob["id"], 100)
-    response = client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 100}, headers=world.admin)
+def test_admin_withdraws_from_a_users_wallet_into_redemption(app, client, people):
+    deposit(client, people.admin.headers, people.bob.id, 100)
+    response = client.post(
+        "/wallet/withdraw", json={"user_id": people.bob.id, "amount": 100}, headers=people.admin.headers
+    )
     assert response.status_code == 201
     tx = response.get_json()
-    assert tx["type"] == "withdrawal" and tx["from_user_id"] == world.bob["id"]
-    assert balance_of(client, world.bob_h, world.bob["id"]) == 0
+    assert tx["type"] == "withdrawal" and tx["from_user_id"] == people.bob.id
+    assert balance_of(client, people.bob.headers, people.bob.id) == 0
     with app.container.database().engine.connect() as conn:
         legs = dict(
             conn.execute(
@@ -188,30 +167,32 @@ def test_admin_withdraws_from_a_users_wallet_into_redemption(app, client, world)
     assert legs[REDEMPTION_ACCOUNT] == 100 and sum(legs.values()) == 0
 
 
-def test_withdrawing_exactly_the_balance_leaves_zero(client, world):
-    deposit(client, world.admin, world.alice["id"], 42)
-    response = client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 42}, headers=world.alice_h)
+def test_withdrawing_exactly_the_balance_leaves_zero(client, people):
+    deposit(client, people.admin.headers, people.alice.id, 42)
+    response = client.post(
+        "/wallet/withdraw", json={"user_id": people.alice.id, "amount": 42}, headers=people.alice.headers
+    )
     assert response.status_code == 201
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 0
+    assert balance_of(client, people.alice.headers, people.alice.id) == 0
 
 
-def test_withdraw_more_than_balance_is_409_with_details_and_writes_nothing(app, client, world):
-    deposit(client, world.admin, world.alice["id"], 100)
+def test_withdraw_more_than_balance_is_409_with_details_and_writes_nothing(app, client, people):
+    deposit(client, people.admin.headers, people.alice.id, 100)
     before = ledger_snapshot(app)
     error = assert_error(
-        client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 101}, headers=world.alice_h),
+        client.post("/wallet/withdraw", json={"user_id": people.alice.id, "amount": 101}, headers=people.alice.headers),
         409,
         "insufficient_funds",
     )
     assert error["details"] == {"balance": 100, "requested": 101}
     assert ledger_snapshot(app) == before
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 100
+    assert balance_of(client, people.alice.headers, people.alice.id) == 100
 
 
-def test_withdraw_from_empty_wallet_is_409(app, client, world):
+def test_withdraw_from_empty_wallet_is_409(app, client, people):
     before = ledger_snapshot(app)
     error = assert_error(
-        client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 1}, headers=world.admin),
+        client.post("/wallet/withdraw", json={"user_id": people.bob.id, "amount": 1}, headers=people.admin.headers),
         409,
         "insufficient_funds",
     )
@@ -219,21 +200,21 @@ def test_withdraw_from_empty_wallet_is_409(app, client, world):
     assert ledger_snapshot(app) == before
 
 
-def test_user_cannot_withdraw_from_another_users_wallet(app, client, world):
-    deposit(client, world.admin, world.bob["id"], 100)
+def test_user_cannot_withdraw_from_another_users_wallet(app, client, people):
+    deposit(client, people.admin.headers, people.bob.id, 100)
     before = ledger_snapshot(app)
     assert_error(
-        client.post("/wallet/withdraw", json={"user_id": world.bob["id"], "amount": 10}, headers=world.alice_h),
+        client.post("/wallet/withdraw", json={"user_id": people.bob.id, "amount": 10}, headers=people.alice.headers),
         403,
         "forbidden",
     )
     assert ledger_snapshot(app) == before
 
 
-def test_withdraw_from_unknown_user_is_404_for_admin(app, client, world):
+def test_withdraw_from_unknown_user_is_404_for_admin(app, client, people):
     before = ledger_snapshot(app)
     assert_error(
-        client.post("/wallet/withdraw", json={"user_id": "no-such-user", "amount": 10}, headers=world.admin),
+        client.post("/wallet/withdraw", json={"user_id": "no-such-user", "amount": 10}, headers=people.admin.headers),
         404,
         "not_found",
     )
@@ -248,20 +229,20 @@ def test_withdraw_from_unknown_user_is_404_for_admin(app, client, world):
 ROUTES = ["/wallet/deposit", "/wallet/withdraw"]
 
 
-def _valid_body(world, path="/wallet/deposit") -> dict:
+def _valid_body(people, path="/wallet/deposit") -> dict:
     if path == "/transactions":
-        return {"from_user_id": world.alice["id"], "to_user_id": world.bob["id"], "amount": 10, "description": "ok"}
-    return {"user_id": world.alice["id"], "amount": 10, "description": "ok"}
+        return {"from_user_id": people.alice.id, "to_user_id": people.bob.id, "amount": 10, "description": "ok"}
+    return {"user_id": people.alice.id, "amount": 10, "description": "ok"}
 
 
-def _actor(world, path):
-    return world.admin if path == "/wallet/deposit" else world.alice_h  # withdraw/transfer: the owner
+def _actor(people, path):
+    return people.admin.headers if path == "/wallet/deposit" else people.alice.headers  # withdraw/transfer: the owner
 
 
 @pytest.fixture
-def funded(client, world):
-    deposit(client, world.admin, world.alice["id"], 1000)
-    return world
+def funded(people):
+    people.fund(people.alice, 1000)
+    return people
 
 
 def test_the_valid_bodies_used_below_are_accepted(client, funded):
@@ -328,86 +309,83 @@ def test_body_that_is_not_a_json_object_is_400(app, client, funded, raw):
         ("post", "/wallet/withdraw", {}),
     ],
 )
-def test_wallet_routes_need_a_valid_token(app, client, world, method, path, body):
-    deposit(client, world.admin, world.alice["id"], 100)
+def test_wallet_routes_need_a_valid_token(app, client, people, method, path, body):
+    deposit(client, people.admin.headers, people.alice.id, 100)
     before = ledger_snapshot(app)
     if body is not None:
-        body = {k: (v.format(id=world.alice["id"]) if isinstance(v, str) else v) for k, v in body.items()}
-    for auth in (None, "Bearer not-a-token", "Basic YWxpY2U6cHc=", "Bearer ", world.alice_h["Authorization"] + "x"):
+        body = {k: (v.format(id=people.alice.id) if isinstance(v, str) else v) for k, v in body.items()}
+    for auth in (
+        None,
+        "Bearer not-a-token",
+        "Basic YWxpY2U6cHc=",
+        "Bearer ",
+        people.alice.headers["Authorization"] + "x",
+    ):
         headers = {"Authorization": auth} if auth else {}
-        response = getattr(client, method)(path.format(id=world.alice["id"]), json=body, headers=headers)
+        response = getattr(client, method)(path.format(id=people.alice.id), json=body, headers=headers)
         assert_error(response, 401, "unauthorized")
     assert ledger_snapshot(app) == before
 
 
-def test_token_of_a_deactivated_user_is_refused(app, client, world):
-    deposit(client, world.admin, world.alice["id"], 100)
-    assert client.delete(f"/users/{world.alice['id']}", headers=world.admin).status_code == 204
+def test_token_of_a_deactivated_user_is_refused(app, client, people):
+    deposit(client, people.admin.headers, people.alice.id, 100)
+    assert client.delete(f"/users/{people.alice.id}", headers=people.admin.headers).status_code == 204
     before = ledger_snapshot(app)
-    assert_error(client.get(f"/wallet/balance/{world.alice['id']}", headers=world.alice_h), 401, "unauthorized")
+    assert_error(client.get(f"/wallet/balance/{people.alice.id}", headers=people.alice.headers), 401, "unauthorized")
     assert_error(
-        client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 10}, headers=world.alice_h),
+        client.post("/wallet/withdraw", json={"user_id": people.alice.id, "amount": 10}, headers=people.alice.headers),
         401,
         "unauthorized",
     )
     assert ledger_snapshot(app) == before
     # Its wallet is kept.
-    assert balance_of(client, world.admin, world.alice["id"]) == 100
+    assert balance_of(client, people.admin.headers, people.alice.id) == 100
 
 
 # -- the balance cache ------------------------------------------------------------------
 
 
-def test_balance_read_reflects_a_deposit_immediately(app, client, world):
+def test_balance_read_reflects_a_deposit_immediately(app, client, people):
     cache = app.container.balance_cache()
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 0  # warms the cache
-    assert cache.get(world.alice["id"]).balance == 0
-    deposit(client, world.admin, world.alice["id"], 100)
-    assert cache.get(world.alice["id"]).balance == 100  # updated on commit, not on expiry
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 100
-    client.post("/wallet/withdraw", json={"user_id": world.alice["id"], "amount": 30}, headers=world.alice_h)
-    assert balance_of(client, world.alice_h, world.alice["id"]) == 70
+    assert balance_of(client, people.alice.headers, people.alice.id) == 0  # warms the cache
+    assert cache.get(people.alice.id).balance == 0
+    deposit(client, people.admin.headers, people.alice.id, 100)
+    assert cache.get(people.alice.id).balance == 100  # updated on commit, not on expiry
+    assert balance_of(client, people.alice.headers, people.alice.id) == 100
+    client.post("/wallet/withdraw", json={"user_id": people.alice.id, "amount": 30}, headers=people.alice.headers)
+    assert balance_of(client, people.alice.headers, people.alice.id) == 70
 
 
 @pytest.mark.parametrize("key", [None, "failed-transfer"])
-def test_failed_transfer_leaves_no_wrong_balance_in_the_cache(app, client, world, key):
+def test_failed_transfer_leaves_no_wrong_balance_in_the_cache(app, client, people, key):
     # The credited wallet's row is updated first when its id sorts first; the debit then fails.
     # Its queued cache update must be discarded with the rollback (with or without a stored 409).
-    sender, receiver = sorted(
-        [(world.alice, world.alice_h), (world.bob, world.bob_h)], key=lambda p: p[0]["id"], reverse=True
-    )
-    assert receiver[0]["id"] < sender[0]["id"]
-    deposit(client, world.admin, sender[0]["id"], 100)
+    sender, receiver = sorted([people.alice, people.bob], key=lambda p: p.id, reverse=True)
+    assert receiver.id < sender.id
+    deposit(client, people.admin.headers, sender.id, 100)
     for person in (sender, receiver):
-        balance_of(client, person[1], person[0]["id"])  # both cached
-    headers = {**sender[1], **({"Idempotency-Key": key} if key else {})}
+        balance_of(client, person.headers, person.id)  # both cached
+    headers = {**sender.headers, **({"Idempotency-Key": key} if key else {})}
     response = client.post(
         "/transactions",
-        json={"from_user_id": sender[0]["id"], "to_user_id": receiver[0]["id"], "amount": 300},
+        json={"from_user_id": sender.id, "to_user_id": receiver.id, "amount": 300},
         headers=headers,
     )
     assert_error(response, 409, "insufficient_funds")
-    assert balance_of(client, receiver[1], receiver[0]["id"]) == 0
-    assert balance_of(client, sender[1], sender[0]["id"]) == 100
-    cached = app.container.balance_cache().get(receiver[0]["id"])
+    assert balance_of(client, receiver.headers, receiver.id) == 0
+    assert balance_of(client, sender.headers, sender.id) == 100
+    cached = app.container.balance_cache().get(receiver.id)
     assert cached is None or cached.balance == 0
 
 
-def test_every_money_route_works_from_the_database_when_the_cache_is_down(request, container):
-    from dependency_injector import providers
-
-    container.cache.override(providers.Object(FakeCache(down=True)))
-    app = request.getfixturevalue("app")
-    client = app.test_client()
+@pytest.mark.credit_override(cache=FakeCache(down=True))
+def test_every_money_route_works_from_the_database_when_the_cache_is_down(app, client, people):
     assert isinstance(app.container.cache(), FakeCache)
     health = client.get("/health")
     assert health.status_code == 200 and health.get_json()["status"] == "degraded"
 
-    make_admin(app)
-    admin = bearer(login(client, "admin"))
-    alice, alice_h = user_with_token(client, "alice")
-    bob, bob_h = user_with_token(client, "bob")
-    a, b = alice["id"], bob["id"]
+    admin, alice_h, bob_h = people.admin.headers, people.alice.headers, people.bob.headers
+    a, b = people.alice.id, people.bob.id
     assert balance_of(client, alice_h, a) == 0
     deposit(client, admin, a, 100)
     assert balance_of(client, alice_h, a) == 100

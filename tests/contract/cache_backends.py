@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from app.infrastructure.cache import Cache, build_cache
+from app.testing import FakeCache
 from tests import backends
-from tests.fakes import FakeCache
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:

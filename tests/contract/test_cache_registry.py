@@ -9,7 +9,7 @@ from limits.storage import storage_from_string
 from app.config import ConfigError, load_settings
 from app.infrastructure.cache import BACKENDS, Cache, build_cache, limits_storage_url
 from app.infrastructure.cache.registry import Backend
-from tests.fakes import FakeCache
+from app.testing import FakeCache
 
 SAMPLE_URLS = {"memory": "memory://", "redis": "redis://127.0.0.1:1/0", "rediss": "rediss://127.0.0.1:1/0"}
 

@@ -21,13 +21,12 @@ import uuid
 
 import requests
 import schemathesis
-from dependency_injector import providers
 
 from app import build_container
 from app.config import load_settings
-from app.services.passwords import Passwords
 from app.services.users import USER_CREATED
 from app.services.wallets import WalletService
+from app.testing import cheap_passwords
 from app.vocabulary import Role
 
 ROLE = Role(os.environ["CREDIT_FUZZ_ROLE"])
@@ -41,7 +40,7 @@ class _Accounts:
 
     def __init__(self) -> None:
         self.container = build_container(load_settings())
-        self.container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
+        self.container.passwords.override(cheap_passwords())
         # As the wallet module does in the server: a wallet in the transaction creating its user.
         self.container.database().bus.subscribe(USER_CREATED, WalletService.create_wallet)
 

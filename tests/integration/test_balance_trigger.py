@@ -8,12 +8,10 @@ from alembic import command
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from app import create_app
-from app.config import load_settings
 from app.infrastructure.migrations import alembic_config
 from app.services.ledger_verify import LedgerVerifier
 from tests import backends
-from tests.helpers import bearer, deposit, login, make_admin, user_with_token
+from tests.helpers import deposit
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +28,17 @@ ENTRY = (
 def database_url():
     with backends.throwaway_postgres() as url:
         yield url
+
+
+@pytest.fixture
+def credit_database_url(database_url):
+    """The plugin's app runs on this test's PostgreSQL database, whatever the selected backend."""
+    return database_url
+
+
+@pytest.fixture
+def credit_cache_url():
+    return "memory://"
 
 
 @pytest.fixture
@@ -75,36 +84,21 @@ def test_an_entry_moved_away_is_checked_on_the_transaction_it_left(engine):
     assert transactions(engine) == ["first"]
 
 
-def test_the_apps_postings_pass_it(database_url, engine, tmp_path):
+def test_the_apps_postings_pass_it(engine, app, client, people):
     """Deposits, withdrawals, transfers (pipelined, with a key), refusals and reversals."""
-    settings = load_settings(
-        environ={},
-        database_url=database_url,
-        cache_url="memory://",
-        secret_key="test-secret-key-0123456789abcdef",
-        instance_path=str(tmp_path),
-    )
-    app = create_app(settings)
-    try:
-        client = app.test_client()
-        make_admin(app)
-        admin = bearer(login(client, "admin"))
-        alice, alice_h = user_with_token(client, "alice")
-        bob, _ = user_with_token(client, "bob")
-        deposit(client, admin, alice["id"], 50)
-        body = {"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 20}
-        keyed = {**alice_h, "Idempotency-Key": "t"}
-        transfer = client.post("/transactions", json=body, headers=keyed)
-        assert transfer.status_code == 201
-        assert client.post("/transactions", json=body, headers=keyed).headers["Idempotent-Replayed"] == "true"
-        assert client.post("/transactions", json={**body, "amount": 99}, headers=alice_h).status_code == 409
-        withdraw = {"user_id": alice["id"], "amount": 5}
-        assert client.post("/wallet/withdraw", json=withdraw, headers=alice_h).status_code == 201
-        reverse = client.post(f"/transactions/{transfer.get_json()['id']}/reverse", json={}, headers=admin)
-        assert reverse.status_code == 201
-        assert LedgerVerifier(app.container.database()).verify().ok
-    finally:
-        app.module_manager.shutdown()
+    admin, alice, alice_h, bob = people.admin.headers, people.alice.id, people.alice.headers, people.bob.id
+    deposit(client, admin, alice, 50)
+    body = {"from_user_id": alice, "to_user_id": bob, "amount": 20}
+    keyed = {**alice_h, "Idempotency-Key": "t"}
+    transfer = client.post("/transactions", json=body, headers=keyed)
+    assert transfer.status_code == 201
+    assert client.post("/transactions", json=body, headers=keyed).headers["Idempotent-Replayed"] == "true"
+    assert client.post("/transactions", json={**body, "amount": 99}, headers=alice_h).status_code == 409
+    withdraw = {"user_id": alice, "amount": 5}
+    assert client.post("/wallet/withdraw", json=withdraw, headers=alice_h).status_code == 201
+    reverse = client.post(f"/transactions/{transfer.get_json()['id']}/reverse", json={}, headers=admin)
+    assert reverse.status_code == 201
+    assert LedgerVerifier(app.container.database()).verify().ok
     with engine.connect() as conn:  # and it was there to refuse them
         assert conn.scalar(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_entries_balance'")) == 1
 

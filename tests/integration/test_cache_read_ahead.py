@@ -10,10 +10,9 @@ import pytest
 import redis
 from dependency_injector import providers
 
-from app import create_app
 from app.infrastructure.cache import RedisCache, versioned
 from tests import backends
-from tests.helpers import balance_of, bearer, deposit, login, make_admin, register
+from tests.helpers import balance_of, deposit
 
 pytestmark = pytest.mark.integration
 
@@ -66,21 +65,19 @@ def test_read_ahead_while_redis_is_unreachable_is_a_miss():
         cache.close()
 
 
-def test_a_balance_request_makes_one_redis_round_trip(container, settings, redis_url, monkeypatch):
+@pytest.fixture
+def redis_cache(container, redis_url):
+    """The app's cache is real Redis, whatever the selected backend."""
     backends.flush_redis(redis_url)
     container.cache.override(providers.Singleton(RedisCache, redis_url))
-    app = create_app(settings, container=container)
-    try:
-        client = app.test_client()
-        make_admin(app)
-        admin = bearer(login(client, "admin"))
-        user_id = register(client, "carol")["id"]
-        deposit(client, admin, user_id, 40)
-        assert balance_of(client, admin, user_id) == 40  # the token state and balance are cached now
 
-        log = CommandLog(monkeypatch)
-        assert balance_of(client, admin, user_id) == 40
-        assert log.names == ["MGET"]
-    finally:
-        app.module_manager.shutdown()
-        backends.flush_redis(redis_url)
+
+def test_a_balance_request_makes_one_redis_round_trip(redis_cache, client, people, monkeypatch):
+    admin = people.admin.headers
+    user_id = people.add("carol").id
+    deposit(client, admin, user_id, 40)
+    assert balance_of(client, admin, user_id) == 40  # the token state and balance are cached now
+
+    log = CommandLog(monkeypatch)
+    assert balance_of(client, admin, user_id) == 40
+    assert log.names == ["MGET"]

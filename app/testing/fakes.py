@@ -1,4 +1,4 @@
-"""Hand-written fakes injected by provider override (unit tests only)."""
+"""Fakes to inject by provider override: `credit_container.cache.override(providers.Object(FakeCache()))`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from app.infrastructure.cache import CacheUnavailable, ReadAhead, versioned
 
 class FakeCache:
     """An in-memory app.infrastructure.cache.Cache whose backend can be made unreachable
-    (`down`); counts pings. tests/contract holds it to the same contract as the real ones."""
+    (`down`, at construction or any time later); counts pings. The project's cache contract
+    suite (tests/contract) holds it to the same contract as the memory and Redis caches."""
 
     backend = "fake"
 
