@@ -1,5 +1,6 @@
 """The wheel a plain `pip install .` installs: built without setuptools warnings, with the
-migrations inside, and able to run `credit-system db upgrade` from where it is installed."""
+migrations inside, able to run `credit-system db upgrade` from where it is installed, and
+registering the testing kit as a pytest plugin wherever it is installed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -90,3 +92,53 @@ def test_db_upgrade_runs_from_the_installed_wheel(build, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (head_revision(),)
+
+
+@pytest.fixture(scope="module")
+def installed(build, tmp_path_factory) -> Path:
+    """A throwaway virtual environment (its python) with the wheel installed, as `pip install
+    'credit-system[dev]'` leaves one: the dependencies are this environment's, linked in one by
+    one, except credit-system itself, which comes from the wheel alone (its entry points too)."""
+    _output, wheel = build
+    root = tmp_path_factory.mktemp("venv")
+    venv, deps = root / "venv", root / "deps"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", site, str(wheel)]
+    result = subprocess.run(pip, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    deps.mkdir()
+    ours = ("credit_system", "__editable__", "app", "containers")
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if not entry.name.startswith(ours) and entry.suffix != ".pth":
+            (deps / entry.name).symlink_to(entry)
+    (Path(site) / "dependencies.pth").write_text(f"{deps}\n")
+    return python
+
+
+def test_the_installed_wheel_is_a_pytest_plugin(installed, tmp_path):
+    """`pytest --fixtures` in a project of its own lists the kit's fixtures, from the wheel."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDIT_", "PYTEST_", "PYTHON"))}
+    result = subprocess.run(
+        [installed, "-m", "pytest", "-p", "no:cacheprovider", "--fixtures"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith(("credit_", "people"))}
+    for fixture in ("credit_app", "credit_client", "credit_container", "credit_settings", "people", "credit_cli"):
+        assert fixture in listed, result.stdout
+        assert (
+            f"/venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages/app/testing/"
+            in listed[fixture]
+        ), listed[fixture]  # the wheel's

@@ -37,3 +37,17 @@ def test_the_app_package_still_offers_the_factory():
         timeout=60,
     )
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr
+
+
+def test_the_app_runs_without_the_testing_kit_or_pytest():
+    """The pytest plugin ships in the package, but serving, the CLI and a worker never load it:
+    pytest is a dev extra."""
+    script = (
+        "import sys\n"
+        "import app.cli, app.serving, containers\n"
+        "from app import create_app, build_container\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest') or m == 'app.testing')\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

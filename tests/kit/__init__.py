@@ -1,0 +1,1 @@
+"""The testing kit (app/testing) as a module author uses it."""
