@@ -20,11 +20,28 @@ from tests.helpers import METRICS_TOKEN
 BACKEND = os.environ.get("CREDIT_TEST_BACKEND", "sqlite")
 
 
+ALIASES = ("settings_factory", "settings", "container", "app", "client")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("credit_system"):
         raise pytest.UsageError(
             "the credit_system pytest plugin is not installed: run `make .venv/.installed` (pip install -e '.[dev]')"
         )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """A file overriding `settings` (or `app`, ...) while its tests run on the plugin's chain
+    would be ignored by it: the plugin's `credit_app` is built from `credit_settings`."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for name in ALIASES:
+            defined = session._fixturemanager.getfixturedefs(name, item)
+            if defined and defined[-1].func.__module__ != __name__ and f"credit_{name}" in used:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: its `{name}` fixture overrides this conftest's alias, which the plugin's "
+                    f"fixtures never see; override `credit_{name}` instead (or use a credit_settings marker)"
+                )
 
 
 @pytest.fixture(scope="session")
