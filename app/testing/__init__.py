@@ -14,7 +14,7 @@ it. `pytest --fixtures` lists its fixtures with these docstrings:
   `people.fund(person, amount)`, `people.add(name)`;
 - `credit_cli`: `credit-system` commands against this test's database;
 - `credit_database_url`, `credit_cache_url`: where the test's data lives. SQLite (a copy of
-  a template migrated once per session) and the in-process cache by default; override
+  `credit_sqlite_template`, migrated once per session) and the in-process cache by default; override
   these two fixtures in a conftest to run on PostgreSQL and Redis (the database migrated
   and emptied for each test, as the project's own tests/conftest.py does).
 
@@ -63,7 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "credit_override(**replacements): override these providers of credit_container before the app is built "
-        "(a provider, or any other object to serve as it is)",
+        "(a provider; a subclass of what the provider builds, given its arguments; another class, built once; "
+        "any other object, served as it is)",
     )
 
 
