@@ -6,12 +6,16 @@ graph, checks it, and then builds modules in load order.
 
 from dependency_injector import containers, providers
 
+from app.events.backbone import EventBackbone
+from app.events.catalog import EventCatalog
+from app.events.policy import EventPolicy
 from app.http.api import CreditApi
 from app.http.guard import AccessGuard
 from app.http.idempotency import TransactionRenderer
 from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
+from app.infrastructure.queue import EventQueue
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
@@ -20,6 +24,7 @@ from app.observability.metrics import Metrics, multiprocess_dir
 from app.services.auth import AuthService
 from app.services.auth_state import AuthStateCache
 from app.services.balance_cache import BalanceCache
+from app.services.events import EventFeed
 from app.services.idempotency import IdempotencyStore
 from app.services.ledger import Ledger
 from app.services.login_throttle import LoginThrottle
@@ -38,10 +43,28 @@ class Container(containers.DeclarativeContainer):
     event_bus = providers.Singleton(EventBus)
     database = providers.Singleton(Database, engine=engine, bus=event_bus)
     cache = providers.Singleton(build_cache, url=config.cache_url)
+    queue = providers.Singleton(EventQueue, url=config.queue_url)
     api = providers.Singleton(CreditApi)
 
     # -- observability ----------------------------------------------------------------
     metrics = providers.Singleton(Metrics, multiprocess_dir=providers.Callable(multiprocess_dir))
+
+    # -- events: recorded with each change, relayed and delivered to modules after commit ----
+    event_catalog = providers.Singleton(EventCatalog)  # filled by create_app from the planned modules
+    event_policy = providers.Singleton(
+        EventPolicy,
+        batch_size=config.events_batch_size,
+        lease_seconds=config.events_lease_seconds,
+        max_attempts=config.events_max_attempts,
+        retry_base_seconds=config.events_retry_base_seconds,
+        retry_max_seconds=config.events_retry_max_seconds,
+        sweep_seconds=config.events_sweep_seconds,
+        relay_delay_seconds=config.events_relay_delay_seconds,
+    )
+    event_backbone = providers.Singleton(
+        EventBackbone, database=database, queue=queue, catalog=event_catalog, policy=event_policy, observer=metrics
+    )
+    event_feed = providers.Singleton(EventFeed, database=database, backbone=event_backbone)
 
     # -- users and authentication ---------------------------------------------------
     passwords = providers.Singleton(Passwords)
@@ -93,7 +116,15 @@ class Container(containers.DeclarativeContainer):
     transaction_service = providers.Singleton(TransactionService, database=database, ledger=ledger)
 
     # -- modules ----------------------------------------------------------------------
-    connection_api = providers.Singleton(ConnectionApiModule, database=database, cache=cache, api=api)
+    connection_api = providers.Singleton(
+        ConnectionApiModule,
+        database=database,
+        cache=cache,
+        api=api,
+        queue=queue,
+        event_feed=event_feed,
+        guard=access_guard,
+    )
     user_management = providers.Singleton(
         UserManagementModule,
         connection_api=connection_api,

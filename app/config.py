@@ -14,6 +14,7 @@ import yaml
 
 from app.infrastructure.cache import check_cache_url
 from app.infrastructure.database_url import check_database_url
+from app.infrastructure.queue import check_queue_url, default_queue_url
 
 MIN_SECRET_KEY_BYTES = 32  # HS256's own key size: a shorter key can be brute-forced from one token
 MIN_METRICS_TOKEN_BYTES = 16
@@ -47,6 +48,15 @@ class Settings:
     balance_cache_seconds: int = 30
     max_body_bytes: int = 64 * 1024
     metrics_token: str = ""
+    queue_url: str = ""  # "" until loaded: then the cache's Redis, or a SQLite file in the instance folder
+    events_batch_size: int = 100
+    events_lease_seconds: float = 30.0
+    events_max_attempts: int = 10
+    events_retry_base_seconds: float = 1.0
+    events_retry_max_seconds: float = 600.0
+    events_sweep_seconds: float = 5.0
+    events_relay_delay_seconds: float = 0.02
+    events_done_retention_seconds: int = 7 * 24 * 3600
     instance_path: str = field(default_factory=default_instance_path)
 
     def as_dict(self) -> dict:
@@ -119,6 +129,9 @@ def _dev_secret(instance: Path) -> str:
 _NUMBERS = {name: kind for name, kind in get_type_hints(Settings).items() if kind in (int, float)}
 
 
+_POSITIVE = [name for name in _NUMBERS if name.startswith("events_")]
+
+
 def load_settings(environ: dict | None = None, **overrides) -> Settings:
     """Read CREDIT_* variables (and the YAML file they may name); keyword overrides win."""
     env = dict(os.environ if environ is None else environ)
@@ -174,4 +187,14 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
         check_cache_url(str(raw.get("cache_url", Settings.cache_url)))
     except ValueError as exc:
         raise ConfigError(f"CREDIT_CACHE_URL: {exc}") from exc
+    raw["queue_url"] = str(
+        raw.get("queue_url") or default_queue_url(str(raw.get("cache_url", Settings.cache_url)), str(instance))
+    )
+    try:
+        check_queue_url(raw["queue_url"])
+    except ValueError as exc:
+        raise ConfigError(f"CREDIT_QUEUE_URL: {exc}") from exc
+    for name in _POSITIVE:
+        if name in raw and raw[name] <= 0:
+            raise ConfigError(f"CREDIT_{name.upper()} must be positive")
     return Settings(**raw)

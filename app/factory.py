@@ -9,6 +9,8 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from app.config import Settings, load_settings
+from app.events.backbone import EventBackbone
+from app.events.catalog import EventCatalog
 from app.http.api import api_settings
 from app.http.errors import module_unavailable_view, register_error_handlers
 from app.http.headers import install_security_headers
@@ -17,8 +19,9 @@ from app.http.metrics import build_metrics_blueprint
 from app.infrastructure.cache import Cache
 from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
-from app.kernel.graph import build_plan, wire_extra_modules
+from app.kernel.graph import ModulePlan, build_plan, wire_extra_modules
 from app.kernel.manager import ModuleManager
+from app.observability.metrics import EventsCollector
 from app.observability.requests import install_request_hooks
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ class CreditApp(Flask):
     container: Any
     settings: Settings
     module_manager: ModuleManager
+    events: EventBackbone
 
 
 def build_container(settings: Settings):
@@ -79,10 +83,19 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     container.api().init_app(app)
     register_error_handlers(app)
 
+    _declare_events(container.event_catalog(), plan)
+    backbone = app.events = container.event_backbone()
     manager = ModuleManager(
-        plan, settings.health_timeout, settings.health_cache_seconds, unavailable_view=module_unavailable_view
+        plan,
+        settings.health_timeout,
+        settings.health_cache_seconds,
+        unavailable_view=module_unavailable_view,
+        in_transaction=container.event_bus(),
+        event_health=backbone.health,
     )
+    manager.on_shutdown.append(backbone.stop)
     app.module_manager = manager
+    container.metrics().add_collector(EventsCollector(backbone))
     container.api().register_blueprint(build_health_blueprint(manager))
     container.api().register_blueprint(build_metrics_blueprint(container.metrics(), manager, settings.metrics_token))
     install_request_hooks(app, container.metrics(), manager)  # before the modules' hooks
@@ -93,9 +106,27 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     except WiringError:  # a route collision: the graph was fine, the routes are not
         manager.shutdown()  # release what the modules built so far acquired
         raise
+    # Delivered to a module's handle_event while it runs in this process (none while failed).
+    container.event_catalog().set_handler_lookup(lambda name: getattr(manager.get_module(name), "handle_event", None))
     for finding in manager.findings:
         log.warning("%s", finding)
     return app
+
+
+def _declare_events(catalog: EventCatalog, plan: ModulePlan) -> None:
+    """The enabled modules' own event types (EMITS) and subscriptions (EVENT_TYPES).
+
+    Every enabled module that declares EVENT_TYPES is owed its events, running or not: a
+    module that failed to start in one process is drained by another where it runs, and its
+    backlog shows in its health meanwhile.
+    """
+    for name in plan.load_order:
+        if name in plan.disabled:
+            continue
+        cls = plan.nodes[name].cls
+        catalog.add_types(dict(getattr(cls, "EMITS", {}) or {}))
+        if getattr(cls, "EVENT_TYPES", ()):
+            catalog.subscribe(name, cls.EVENT_TYPES)
 
 
 def _scope_cache_read_ahead(app: Flask, cache: Cache) -> None:

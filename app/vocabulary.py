@@ -1,4 +1,4 @@
-"""The names every layer shares: transaction types and roles.
+"""The names every layer shares: transaction types, roles and the core event types.
 
 Standard library only, and the bottom of the layer order (see setup.cfg's import-linter
 contracts), so the schema's CHECK constraints (app.infrastructure.tables), the rules
@@ -28,7 +28,48 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class EventType(StrEnum):
+    """The core's event types (app.events serves them with their descriptions; modules add their own)."""
+
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_DEACTIVATED = "user.deactivated"
+    LOGIN_SUCCEEDED = "auth.login_succeeded"
+    LOGIN_FAILED = "auth.login_failed"
+    TRANSACTION_POSTED = "transaction.posted"
+
+
+class DeliveryStatus(StrEnum):
+    """Where one event's delivery to one module stands; stored in event_deliveries.status."""
+
+    PENDING = "pending"  # not handled yet
+    FAILED = "failed"  # the last attempt raised; another is scheduled at next_attempt_at
+    DEAD = "dead"  # out of attempts: an operator retries it (POST /events/deliveries/{id}/retry)
+    DONE = "done"  # handled; its effect committed with this mark
+
+
+# One line each, as GET /events/types lists them.
+EVENT_DESCRIPTIONS: dict[str, str] = {
+    EventType.USER_CREATED: "a user registered (or was created by an admin); data.user is the User",
+    EventType.USER_UPDATED: "a user's email, password, role or active flag changed; data.changed names the fields",
+    EventType.USER_DEACTIVATED: "a user was deactivated: no more logins, every token stops working",
+    EventType.LOGIN_SUCCEEDED: "a login succeeded; data.identifier is the username or email given",
+    EventType.LOGIN_FAILED: "a login failed; data.identifier is what was tried, data.reason why",
+    EventType.TRANSACTION_POSTED: "money moved; data.transaction is the Transaction, data.balances each wallet's after",
+}
+
+
 def sql_in(column: str, vocabulary: type[StrEnum]) -> str:
     """`column IN ('a', 'b')`: a CHECK constraint's text for the vocabulary's values, in order."""
     values = ", ".join("'" + member.value.replace("'", "''") + "'" for member in vocabulary)
     return f"{column} IN ({values})"
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    """Whether a module's EVENT_TYPES entry covers event_type: the exact type, a prefix
+    ending in "." ("transaction." covers "transaction.posted"), or "*" (every type)."""
+    if pattern == "*":
+        return True
+    if pattern.endswith("."):
+        return event_type.startswith(pattern)
+    return pattern == event_type

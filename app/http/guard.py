@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import g, request
 
+from app.infrastructure.outbox import set_event_actor
 from app.services.auth import AuthService
 from app.services.errors import Forbidden, Unauthorized
 from app.services.principal import Principal
@@ -28,6 +29,7 @@ class AccessGuard:
         """(principal, token id, expiry) of the caller, checked once per request."""
         if "credit_session" not in g:
             g.credit_session = self._auth.authenticate(self._bearer())
+            set_event_actor(g.credit_session[0].user_id)  # the events this request records are the caller's
         return g.credit_session
 
     def principal(self) -> Principal:

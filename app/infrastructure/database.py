@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.infrastructure.migrations import SchemaNotCurrent, SchemaState, schema_state
-from app.infrastructure.tables import OutboxEvent
+from app.infrastructure.outbox import INSERT_EVENT, DomainEvent
+from app.infrastructure.statements import batch, submit_commit
+from app.infrastructure.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +105,16 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "DEFERRED"))
 
 
-@dataclass(frozen=True)
-class DomainEvent:
-    """Something that happened, recorded in the same transaction as the change."""
-
-    type: str
-    aggregate_id: str
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
 EventHandler = Callable[[Session, DomainEvent], None]
 
 
 class EventBus:
-    """In-transaction subscribers: a handler runs inside the publisher's unit of work."""
+    """In-transaction subscribers: a handler runs inside the publisher's unit of work.
+
+    For critical core modules only (the wallet born with its user): the kernel refuses a
+    non-critical module that subscribes here. Every other module handles events after
+    commit, delivered by app.events.
+    """
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[EventHandler]] = defaultdict(list)
@@ -130,6 +126,14 @@ class EventBus:
         if handler in self._handlers.get(event_type, []):
             self._handlers[event_type].remove(handler)
 
+    def snapshot(self) -> dict[str, tuple[EventHandler, ...]]:
+        """Every subscription now (the kernel compares it around a module's initialize)."""
+        return {event_type: tuple(handlers) for event_type, handlers in self._handlers.items() if handlers}
+
+    def restore(self, snapshot: dict[str, tuple[EventHandler, ...]]) -> None:
+        """Back to the subscriptions of an earlier snapshot()."""
+        self._handlers = defaultdict(list, {event_type: list(handlers) for event_type, handlers in snapshot.items()})
+
     def dispatch(self, session: Session, domain_event: DomainEvent) -> None:
         for handler in list(self._handlers.get(domain_event.type, ())):
             handler(session, domain_event)
@@ -138,9 +142,10 @@ class EventBus:
 class UnitOfWork:
     """`with db.unit_of_work() as uow: ...; uow.commit()` — leaving without commit rolls back."""
 
-    def __init__(self, session: Session, bus: EventBus) -> None:
+    def __init__(self, session: Session, bus: EventBus, on_events: Callable[[], None] | None = None) -> None:
         self.session = session
         self._bus = bus
+        self._on_events = on_events
         self._events: list[DomainEvent] = []
         self._after_commit: list[Callable[[], None]] = []
         self.committed = False
@@ -155,27 +160,48 @@ class UnitOfWork:
         self.session.close()
 
     def record(self, domain_event: DomainEvent) -> None:
-        """Queue an event: written to the outbox and handed to subscribers at commit."""
+        """Queue an event: handed to in-transaction subscribers and written to the outbox at commit."""
         self._events.append(domain_event)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run callback once the transaction is durable (cache invalidation and the like)."""
         self._after_commit.append(callback)
 
-    def flush_events(self) -> None:
-        while self._events:
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part that may fail alone: on an exception, what it wrote, recorded and queued
+        for after commit is undone (a SAVEPOINT rolled back) and the exception goes on."""
+        events, callbacks = len(self._events), len(self._after_commit)
+        nested = self.session.begin_nested()
+        try:
+            yield
+            nested.commit()
+        except BaseException:
+            if nested.is_active:
+                nested.rollback()
+            del self._events[events:]
+            del self._after_commit[callbacks:]
+            raise
+
+    def flush_events(self) -> list[dict[str, Any]]:
+        """Hand the recorded events to in-transaction subscribers; their outbox rows."""
+        rows = []
+        occurred_at = utcnow()
+        while self._events:  # a subscriber may record events of its own
             domain_event = self._events.pop(0)
-            self.session.add(
-                OutboxEvent(
-                    event_type=domain_event.type,
-                    aggregate_id=domain_event.aggregate_id,
-                    payload=json.dumps(domain_event.payload, sort_keys=True),
-                )
-            )
             self._bus.dispatch(self.session, domain_event)
+            rows.append(domain_event.row(occurred_at))
+        return rows
 
     def commit(self) -> None:
-        self.flush_events()
+        rows = self.flush_events()
+        if rows:
+            self.session.flush()  # the ORM's writes first, as they would go at commit
+            with batch(self.session) as pipelined:
+                for row in rows:
+                    INSERT_EVENT.submit(self.session, row)
+                if pipelined:  # the inserts and COMMIT: one round trip
+                    submit_commit(self.session)
         self.session.commit()
         self.committed = True
         for callback in self._after_commit:
@@ -183,6 +209,11 @@ class UnitOfWork:
                 callback()
             except Exception:  # the commit stands; a failed side effect must not undo it
                 log.exception("after-commit callback failed")
+        if rows and self._on_events is not None:
+            try:
+                self._on_events()
+            except Exception:
+                log.exception("events committed, but waking their relay failed")
 
     def rollback(self) -> None:
         """Undo everything so far, including the events and side effects it queued."""
@@ -202,6 +233,7 @@ class Database:
     def __init__(self, engine: Engine, bus: EventBus) -> None:
         self.engine = engine
         self.bus = bus
+        self._events_listeners: list[Callable[[], None]] = []
         self.dialect = engine.dialect.name
         self._writer = sessionmaker(bind=engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
@@ -218,7 +250,15 @@ class Database:
         """
         if not self._schema_current:
             self._require_current_schema()
-        return UnitOfWork((self._writer if write else self._reader)(), self.bus)
+        return UnitOfWork((self._writer if write else self._reader)(), self.bus, self._events_committed)
+
+    def on_events_committed(self, listener: Callable[[], None]) -> None:
+        """Call listener (quickly: it runs on the committing thread) after each commit that wrote events."""
+        self._events_listeners.append(listener)
+
+    def _events_committed(self) -> None:
+        for listener in self._events_listeners:
+            listener()
 
     def schema(self) -> SchemaState:
         """Read the schema's revision now; the driver's error if the database is unreachable."""

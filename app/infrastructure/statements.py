@@ -133,30 +133,48 @@ _BATCH = "statements.batch"
 
 
 @contextmanager
-def batch(session: Session) -> Iterator[None]:
+def batch(session: Session) -> Iterator[bool]:
     """Statements submitted inside share round trips where the driver allows it.
 
     On psycopg that is pipeline mode: the transaction's BEGIN and every statement go out
     together and the results come back together, one round trip instead of one each.
     Elsewhere each statement runs, and raises, when submitted. Either way read results
-    after the block; errors arrive as sqlalchemy.exc errors.
+    after the block; errors arrive as sqlalchemy.exc errors. Yields whether it pipelines.
     """
     connection = session.connection()
     pipeline = getattr(connection.connection.driver_connection, "pipeline", None)
     if pipeline is None:
-        yield
+        yield False
         return
     pending: list[Pending] = []
     session.info[_BATCH] = pending
     try:
         with _sqlalchemy_errors(connection, "-- pipelined statements", None, None), pipeline():
-            yield
+            yield True
         for one in pending:
             one.finish()
     finally:
         del session.info[_BATCH]
         for one in pending:
             one.close()
+
+
+_COMMIT = _Compiled("COMMIT", {}, (), None, False)
+
+
+def submit_commit(session: Session) -> None:
+    """Inside a pipelining batch(): COMMIT goes out with the batch's statements, in its one
+    round trip. The session's own commit() afterwards finds the transaction over (psycopg
+    sends nothing for it) and only tidies up. An error in the batch, or the COMMIT
+    refused (a deferred constraint), is raised when the batch ends."""
+    connection = session.connection()
+    in_batch = session.info.get(_BATCH)
+    if in_batch is None:
+        raise RuntimeError("submit_commit() belongs inside a pipelining batch(); elsewhere use session.commit()")
+    cursor = connection.connection.cursor()
+    with _sqlalchemy_errors(connection, _COMMIT.sql, None, cursor):
+        cursor.execute(_COMMIT.sql)
+    in_batch.append(Pending(connection, cursor, _COMMIT))
 
 
 @contextmanager

@@ -16,10 +16,12 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.vocabulary import Role, TransactionType, sql_in
+from app.vocabulary import DeliveryStatus, Role, TransactionType, sql_in
 
 # Named constraints so migrations can refer to them on every backend.
 NAMING = {
@@ -163,15 +165,69 @@ class IdempotencyKey(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+# Deliveries that still owe work (pending, or failed with a retry scheduled): the partial
+# index every drain, backlog and health query reads.
+OWED = "status IN ('pending', 'failed')"
+UNSTAMPED = "sequence IS NULL"
+
+
 class OutboxEvent(Base):
-    """A domain event recorded in the transaction that caused it, for later delivery."""
+    """An event, written in the transaction that caused it; `sequence` is stamped after commit
+    by the relay (app.events.relay), gap-free and in the order events became visible."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_pending", "processed_at", "id"),)
+    __table_args__ = (
+        CheckConstraint("actor_type IN ('user', 'system')", name="actor_type"),
+        Index("ix_outbox_events_unstamped", "id", postgresql_where=text(UNSTAMPED), sqlite_where=text(UNSTAMPED)),
+        Index("ix_outbox_events_type_sequence", "type", "sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)  # insertion order
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)  # the envelope's public id
+    sequence: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_type: Mapped[str] = mapped_column(String(8))
+    actor_id: Mapped[str | None] = mapped_column(String(36))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))  # internal: handed to handlers, never served
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)  # JSON
+
+
+class EventSubscriber(Base):
+    """A module that handles events, and the lease that lets one worker at a time drain it."""
+
+    __tablename__ = "event_subscribers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventDelivery(Base):
+    """One event owed to one subscribing module; marked done in the handler's own transaction."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscriber", name="uq_event_deliveries_event_subscriber"),
+        CheckConstraint(sql_in("status", DeliveryStatus), name="status"),
+        Index(
+            "ix_event_deliveries_owed", "subscriber", "sequence", postgresql_where=text(OWED), sqlite_where=text(OWED)
+        ),
+        Index("ix_event_deliveries_status_subscriber_id", "status", "subscriber", "id"),
+        Index("ix_event_deliveries_subscriber_id", "subscriber", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    event_type: Mapped[str] = mapped_column(String(64))
-    aggregate_id: Mapped[str] = mapped_column(String(36))
-    payload: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("outbox_events.id"))
+    subscriber: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(BigInteger)  # the event's, for ordering without a join
+    status: Mapped[str] = mapped_column(String(8))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from app.kernel import findings as codes
 from app.kernel.discovery import FoundModule
 from app.kernel.findings import Finding
 from app.kernel.module import Module, is_module_class
+from app.vocabulary import EVENT_DESCRIPTIONS, event_type_matches
 
 MAX_CYCLES_REPORTED = 50
 
@@ -203,6 +204,7 @@ def build_plan(
         *check_dependencies(nodes),
         *check_cycles(container, nodes, graph),
         *check_disabled(nodes, graph, disabled_set),
+        *check_event_types(nodes),
     ]
     return ModulePlan(nodes, topological_order(graph), disabled_set & set(nodes), findings)
 
@@ -348,6 +350,46 @@ def check_disabled(
                     codes.DISABLED_BUT_NEEDED,
                     f"disabled module '{name}' is needed by {', '.join(needed_by)}",
                     "those modules will be skipped; disable them too or enable this one",
+                    name,
+                )
+            )
+    return findings
+
+
+def known_event_types(nodes: dict[str, ModuleNode]) -> set[str]:
+    """The core's event types and every planned module's EMITS."""
+    known = set(EVENT_DESCRIPTIONS)
+    for node in nodes.values():
+        known.update(getattr(node.cls, "EMITS", {}) or {})
+    return known
+
+
+def check_event_types(nodes: dict[str, ModuleNode]) -> list[Finding]:
+    """EVENT_TYPES naming a type (or prefix) nothing emits; EVENT_TYPES without handle_event."""
+    known = known_event_types(nodes)
+    prefixes = {event_type.split(".", 1)[0] + "." for event_type in known}
+    findings = []
+    for name, node in sorted(nodes.items()):
+        patterns = tuple(getattr(node.cls, "EVENT_TYPES", ()) or ())
+        if patterns and getattr(node.cls, "handle_event", None) is Module.handle_event:
+            findings.append(
+                Finding(
+                    codes.NO_EVENT_HANDLER,
+                    f"declares EVENT_TYPES {list(patterns)} but does not implement handle_event",
+                    f"add `def handle_event(self, uow, event)` to {node.cls.__name__}, or drop EVENT_TYPES",
+                    name,
+                )
+            )
+        for pattern in patterns:
+            if pattern == "*" or any(event_type_matches(pattern, event_type) for event_type in known):
+                continue
+            candidates = prefixes if pattern.endswith(".") else known
+            close = difflib.get_close_matches(pattern, sorted(candidates), n=1, cutoff=0.6)
+            findings.append(
+                Finding(
+                    codes.UNKNOWN_EVENT_TYPE,
+                    f"EVENT_TYPES names unknown event type '{pattern}': no delivery will ever match it",
+                    f"did you mean '{close[0]}'?" if close else "GET /events/types lists the known types",
                     name,
                 )
             )

@@ -11,7 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from app.kernel import findings as codes
 from app.kernel.findings import Finding, WiringError
@@ -55,6 +55,17 @@ class ModuleState:
 UnavailableView = Callable[[str, ModuleState], Callable[..., Any]]
 
 
+class InTransactionSubscriptions(Protocol):
+    """The in-transaction event bus, as far as the kernel looks at it (app.infrastructure.database.EventBus)."""
+
+    def snapshot(self) -> Any: ...
+    def restore(self, snapshot: Any) -> None: ...
+
+
+# `{backlog, oldest_pending_seconds, dead}` of a module's event deliveries (app.events).
+EventHealth = Callable[[str], dict[str, Any]]
+
+
 class ModuleManager:
     """Owns the modules of one app: order, status, routes, health and shutdown."""
 
@@ -64,8 +75,14 @@ class ModuleManager:
         health_timeout: float = 2.0,
         health_cache_seconds: float = 1.0,
         unavailable_view: UnavailableView | None = None,
+        in_transaction: InTransactionSubscriptions | None = None,
+        event_health: EventHealth | None = None,
     ) -> None:
-        """Without unavailable_view, a failed or skipped module's paths are simply not routed (404)."""
+        """Without unavailable_view, a failed or skipped module's paths are simply not routed (404).
+
+        in_transaction: the bus a non-critical module must not subscribe to (it is then failed);
+        event_health: each subscribing module's delivery backlog, for its health report.
+        """
         self.plan = plan
         self._unavailable_view = unavailable_view
         self.states = {name: ModuleState(name, pos) for pos, name in enumerate(plan.load_order)}
@@ -77,6 +94,10 @@ class ModuleManager:
         # daemon thread: a hung check can neither starve the others nor block process exit.
         self._running: dict[str, Future] = {}
         self.findings: list[Finding] = list(plan.findings)
+        self._in_transaction = in_transaction
+        self._event_health = event_health
+        self._events_cache: dict[str, tuple[float, dict | None]] = {}
+        self.on_shutdown: list[Callable[[], None]] = []  # run after every module has shut down
 
     @property
     def load_order(self) -> list[str]:
@@ -105,10 +126,13 @@ class ModuleManager:
                 state.reason = f"dependency {dep} {self.states[dep].status}"
                 continue
             started = time.perf_counter()
+            before = self._in_transaction.snapshot() if self._in_transaction and not node.critical else None
             try:
                 state.instance = node.provider()
                 if state.instance.initialize() is False:
                     raise RuntimeError("initialize() returned False")
+                if before is not None:
+                    self._refuse_in_transaction_subscriber(name, before)
                 self._register_routes(app, state, owners)
                 state.status = ModuleLifecycle.INITIALIZED
             except WiringError:  # a route collision is a wiring error, not this module's failure
@@ -119,6 +143,24 @@ class ModuleManager:
             state.init_ms = round((time.perf_counter() - started) * 1000, 3)
             state.started_at = time.monotonic()
         self._answer_for_unavailable_modules(app)
+
+    def _refuse_in_transaction_subscriber(self, name: str, before: Any) -> None:
+        """A non-critical module subscribed inside the writing transaction: undo it and fail the module."""
+        assert self._in_transaction is not None
+        if self._in_transaction.snapshot() == before:
+            return
+        self._in_transaction.restore(before)
+        message = "a non-critical module subscribed to events inside the writing transaction"
+        self.findings.append(
+            Finding(
+                codes.IN_TRANSACTION_SUBSCRIBER,
+                message,
+                "declare EVENT_TYPES and implement handle_event: events reach it after commit, and its failure "
+                "cannot undo or block the change (in-transaction subscribers are for critical core modules)",
+                name,
+            )
+        )
+        raise RuntimeError(message + "; declare EVENT_TYPES and handle_event instead")
 
     def _answer_for_unavailable_modules(self, app) -> None:
         """A failed or skipped module's paths answer 503 module_unavailable, not a bare 404."""
@@ -166,6 +208,11 @@ class ModuleManager:
                 state.instance.shutdown()
             except Exception:
                 log.exception("module %s failed to shut down", name)
+        for callback in self.on_shutdown:
+            try:
+                callback()
+            except Exception:
+                log.exception("a shutdown callback failed")
 
     # -- runtime look-ups (for operators, health endpoints and tests) -----------------
     def is_module_loaded(self, name: str) -> bool:
@@ -231,7 +278,25 @@ class ModuleManager:
         report["dependencies"] = deps
         if report["status"] != UNHEALTHY and any(s not in (HEALTHY, DEGRADED) for s in deps.values()):
             report["status"] = UNHEALTHY
+        if self._event_health is not None and getattr(self.plan.nodes[name].cls, "EVENT_TYPES", ()):
+            events = report["events"] = self._cached_events(name)
+            if events and events.get("dead") and report["status"] == HEALTHY:
+                report["status"] = DEGRADED  # dead deliveries wait for an operator's retry
         return report
+
+    def _cached_events(self, name: str) -> dict | None:
+        """The module's event backlog (None when it cannot be read), cached like its check."""
+        assert self._event_health is not None
+        cached = self._events_cache.get(name)
+        if cached and time.monotonic() - cached[0] < self._health_ttl:
+            return cached[1]
+        try:
+            events: dict | None = self._event_health(name)
+        except Exception as exc:
+            log.warning("event backlog of module %s unreadable: %s", name, type(exc).__name__)
+            events = None
+        self._events_cache[name] = (time.monotonic(), events)
+        return events
 
     def _cached_check(self, state: ModuleState) -> dict:
         now = time.monotonic()

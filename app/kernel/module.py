@@ -20,6 +20,11 @@ class Module:
     # URL prefixes this module serves: while it is failed or skipped they answer 503
     # module_unavailable instead of 404.
     ROUTE_PREFIXES: ClassVar[tuple[str, ...]] = ()
+    # Events this module handles after they commit (app.events delivers them to handle_event):
+    # exact types, prefixes ending in "." ("transaction."), or "*" for every type.
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ()
+    # Event types this module records itself, with a one-line description each.
+    EMITS: ClassVar[dict[str, str]] = {}
 
     def initialize(self) -> bool:
         """Prepare resources; return False (or raise) to be marked failed."""
@@ -35,6 +40,17 @@ class Module:
         status that anyone may read (/readyz shows it), e.g. "database schema not migrated".
         """
         return {"status": "healthy"}
+
+    def handle_event(self, uow: Any, event: Any) -> None:
+        """Handle one event of EVENT_TYPES, in `uow`'s transaction (app.events.Event).
+
+        Delivered at least once, in sequence order, after the change that recorded it has
+        committed; the delivery is marked done in this same transaction, so the effect of a
+        handler that returns happens once. Raise to have it retried later (backoff with
+        jitter, then `dead`); nothing else is affected. Write idempotently by event.id all
+        the same, and do no external I/O here: record a row and enqueue your own task.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares EVENT_TYPES but no handle_event")
 
     def shutdown(self) -> None:
         """Release resources; called in reverse load order."""

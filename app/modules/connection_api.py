@@ -1,4 +1,5 @@
-"""connection_api: the database, cache and API base every other module shares."""
+"""connection_api: the database, cache, queue and API base every other module shares, and the
+event feed (`/events`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,31 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.http.api import CreditApi, refuse_nul_in_path, require_json_object
+from app.http.events import build_events_blueprint
+from app.http.guard import AccessGuard
 from app.infrastructure.database import Database, EventBus
 from app.infrastructure.database_url import masked_url
+from app.infrastructure.queue import EventQueue
 from app.kernel import Module
+from app.services.events import EventFeed
 
 log = logging.getLogger(__name__)
 
 
 class ConnectionApiModule(Module):
     NAME = "connection_api"
-    DESCRIPTION = "Shared database, unit of work, cache and the API base"
+    DESCRIPTION = "Shared database, unit of work, cache, queue, the API base and the event feed"
+    ROUTE_PREFIXES = ("/events",)
 
-    def __init__(self, database: Database, cache, api: CreditApi) -> None:
+    def __init__(
+        self, database: Database, cache, api: CreditApi, queue: EventQueue, event_feed: EventFeed, guard: AccessGuard
+    ) -> None:
         self.database = database
         self.cache = cache
         self.api = api
+        self.queue = queue
+        self.event_feed = event_feed
+        self.guard = guard
 
     @property
     def events(self) -> EventBus:
@@ -47,6 +58,7 @@ class ConnectionApiModule(Module):
     def register_routes(self, app) -> None:
         app.before_request(refuse_nul_in_path)
         app.before_request(require_json_object)
+        self.register_blueprint(build_events_blueprint(self.event_feed, self.guard))
 
     def health_check(self) -> dict:
         report = {"database": self.database.dialect, "cache": self.cache.backend}
@@ -62,12 +74,21 @@ class ConnectionApiModule(Module):
         report["schema_revision"] = schema.revision
         if not schema.current:
             return {**report, "status": "unhealthy", "error": schema.advice, "public_reason": schema.problem}
+        report["queue"] = self.queue.backend
+        problems = []
         try:
             self.cache.ping()
         except Exception as exc:
-            return {**report, "status": "degraded", "error": f"cache unreachable: {type(exc).__name__}"}
+            problems.append(f"cache unreachable: {type(exc).__name__}")
+        try:
+            self.queue.ping()
+        except Exception as exc:  # writes go on; their events wait in the outbox until it returns
+            problems.append(f"queue unreachable: {exc}"[:200])
+        if problems:
+            return {**report, "status": "degraded", "error": "; ".join(problems)}
         return {**report, "status": "healthy"}
 
     def shutdown(self) -> None:
         self.cache.close()
+        self.queue.close()
         self.database.dispose()

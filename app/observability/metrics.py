@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from app.kernel.manager import ModuleLifecycle
 
 if TYPE_CHECKING:
+    from app.events.backbone import EventBackbone
     from app.kernel.manager import ModuleManager
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -55,6 +56,19 @@ class Metrics:
             "credit_http_request_duration_seconds", "Time to produce the response.", LABELS, registry=self.registry
         )
         self._series: dict[tuple, tuple] = {}  # labelled children, looked up once per label set
+        self.deliveries = Counter(
+            "credit_event_deliveries",
+            "Event deliveries attempted, by module and outcome (done, failed, dead).",
+            ("module", "outcome"),
+            registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "credit_event_handler_duration_seconds",
+            "Time a module's handle_event took, per event.",
+            ("module",),
+            registry=self.registry,
+        )
+        self._collectors: list[Collector] = []
 
     def observe(self, module: str, route: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request and its duration."""
@@ -66,6 +80,16 @@ class Metrics:
         series[0].inc()
         series[1].observe(seconds)
 
+    def delivery_outcome(self, module: str, outcome: str, count: int = 1) -> None:
+        self.deliveries.labels(module, str(outcome)).inc(count)
+
+    def handler_duration(self, module: str, seconds: float) -> None:
+        self.handler_seconds.labels(module).observe(seconds)
+
+    def add_collector(self, collector: Collector) -> None:
+        """A collector computed at scrape time, shown beside the request metrics."""
+        self._collectors.append(collector)
+
     def exposition(self, manager: ModuleManager) -> bytes:
         """The text exposition: every worker's request metrics, and this app's module health."""
         registry = CollectorRegistry()
@@ -74,6 +98,8 @@ class Metrics:
         else:
             registry.register(self.registry)
         registry.register(ModuleHealthCollector(manager))
+        for collector in self._collectors:
+            registry.register(collector)
         return generate_latest(registry)
 
 
@@ -101,3 +127,29 @@ class ModuleHealthCollector(Collector):
                 health.add_metric([name], HEALTH_VALUE.get(report["status"], 0.0))
         yield health
         yield status
+
+
+class EventsCollector(Collector):
+    """The backbone's state, read from the database when scraped (the same from any process):
+    relay lag, and each subscribing module's backlog, oldest owed event and dead deliveries."""
+
+    def __init__(self, backbone: EventBackbone) -> None:
+        self.backbone = backbone
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily("credit_event_relay_lag_seconds", "Age of the oldest event not yet relayed.")
+        backlog = GaugeMetricFamily("credit_event_backlog", "Deliveries owed (pending or failed).", labels=["module"])
+        oldest = GaugeMetricFamily(
+            "credit_event_oldest_pending_seconds", "Age of the oldest owed event.", labels=["module"]
+        )
+        dead = GaugeMetricFamily("credit_event_dead", "Deliveries out of attempts.", labels=["module"])
+        try:
+            lag.add_metric([], self.backbone.relay_lag_seconds())
+            for name in self.backbone.catalog.subscribers():
+                health = self.backbone.health(name)
+                backlog.add_metric([name], health["backlog"])
+                oldest.add_metric([name], health["oldest_pending_seconds"])
+                dead.add_metric([name], health["dead"])
+        except Exception:  # the database is down: /metrics still answers, /health says why
+            return
+        yield from (lag, backlog, oldest, dead)

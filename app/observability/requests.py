@@ -8,6 +8,7 @@ import time
 
 from flask import Flask, Response, g, request
 
+from app.infrastructure.outbox import begin_event_context
 from app.kernel.manager import ModuleManager
 from app.observability.metrics import Metrics
 from app.observability.request_id import HEADER, current_request_id
@@ -43,7 +44,11 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
     def start_timer() -> None:
         """Note the start time and fix the request id before any other hook can log."""
         g.request_started = time.perf_counter()
-        current_request_id()
+        begin_event_context(current_request_id(), request.remote_addr)
+
+    @app.teardown_request
+    def end_event_context(_exc: BaseException | None) -> None:
+        begin_event_context(None, None)  # nothing recorded after the request is attributed to it
 
     @app.after_request
     def finish(response: Response) -> Response:

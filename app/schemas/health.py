@@ -21,6 +21,14 @@ class ReadinessSchema(Schema):
     )
 
 
+class EventBacklogSchema(Schema):
+    backlog = fields.Integer(required=True, metadata={"description": "Deliveries owed (pending or failed)"})
+    oldest_pending_seconds = fields.Float(
+        required=True, metadata={"description": "Age of the oldest owed event; 0 when none"}
+    )
+    dead = fields.Integer(required=True, metadata={"description": "Deliveries out of attempts, awaiting a retry"})
+
+
 class ModuleHealthSchema(Schema):
     status = fields.String(required=True, metadata={"enum": [*HEALTH_STATUSES, "disabled"]})
     module = fields.String(required=True)
@@ -39,6 +47,14 @@ class ModuleHealthSchema(Schema):
         ModuleLifecycle, metadata={"description": "Admins only; when the module is not initialized"}
     )
     details = fields.Dict(metadata={"description": "Admins only: the module's own check"})
+    events = fields.Nested(
+        EventBacklogSchema,
+        allow_none=True,
+        metadata={
+            "description": "Admins only, for a module that handles events: its deliveries (null when unreadable); "
+            "dead deliveries make it degraded"
+        },
+    )
 
 
 class HealthSchema(Schema):

@@ -10,6 +10,7 @@ from sqlalchemy import CursorResult, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database import Database
+from app.infrastructure.outbox import DomainEvent
 from app.infrastructure.tables import RevokedToken, User
 from app.services.auth_state import AuthStateCache
 from app.services.errors import InvalidCredentials, Unauthorized
@@ -17,6 +18,7 @@ from app.services.login_throttle import LoginThrottle
 from app.services.passwords import Passwords
 from app.services.principal import Principal
 from app.services.tokens import Tokens
+from app.vocabulary import EventType
 
 
 class AuthService:
@@ -51,12 +53,24 @@ class AuthService:
         # Verify even when the user is unknown or inactive, so timing does not tell which.
         matches = self._passwords.verify(user.password_hash if user else None, password)
         if not (matches and user is not None and user.is_active):
+            reason = "unknown_user" if user is None else "wrong_password" if not matches else "inactive"
+            self._record_login(EventType.LOGIN_FAILED, user, {"identifier": identifier, "reason": reason})
             raise InvalidCredentials()
         self._throttle.succeeded(admission)
+        self._record_login(EventType.LOGIN_SUCCEEDED, user, {"identifier": identifier})
         token, claims = self._tokens.issue(user.id, user.token_version)
         self._state.store_user(user.id, user.token_version, user.is_active, user.role)
         self._state.store_token(claims.jti, False, claims.expires_at - time.time())
         return token
+
+    def _record_login(self, event_type: str, user: User | None, data: dict) -> None:
+        """An auth.login_* event (the identifier tried and why, never the password); the user acts."""
+        user_id = user.id if user is not None else None
+        with self._db.unit_of_work() as uow:
+            uow.record(
+                DomainEvent(event_type, user_id, data, target_type="user" if user_id else None, actor_id=user_id)
+            )
+            uow.commit()
 
     def authenticate(self, token: str) -> tuple[Principal, str, int]:
         """(principal, jti, expiry) for a valid, unrevoked token of an active user."""

@@ -116,6 +116,13 @@ class AlreadyReversed(DomainError):
     description = "this transaction has already been reversed"
 
 
+class AlreadyDelivered(DomainError):
+    code = "already_delivered"
+    status = 409
+    message = "this delivery is done; there is nothing to retry"
+    description = "the event delivery is already done; only a failed or dead one can be retried"
+
+
 class IdempotencyConflict(DomainError):
     code = "idempotency_conflict"
     status = 409

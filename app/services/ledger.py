@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure import posting as sql
 from app.infrastructure.database import Database, UnitOfWork
+from app.infrastructure.outbox import DomainEvent
 from app.infrastructure.tables import Transaction, utcnow
 from app.services import errors
 from app.services.balance_cache import Balance, BalanceCache
 from app.services.idempotency import IdempotencyRequest, IdempotencyStore, Outcome, OutcomeKind
-from app.vocabulary import TransactionType
+from app.vocabulary import EventType, TransactionType
 
 # Refusals that are business outcomes: stored under an idempotency key and replayed as-is.
 STORED_REFUSALS = (errors.InsufficientFunds, errors.AlreadyReversed)
@@ -163,7 +164,7 @@ class Ledger:
                 outcome = Outcome(OutcomeKind.CREATED, self._renderer.success(TransactionView.of(posting)))
                 # A first claim of the key rides with the posting; a take-over is saved below.
                 record = self._idempotency.record(key, outcome) if key and not take_over else None
-                self._write(uow, writer, posting, record)
+                self._write(uow, writer, posting, record, outcome.body)
             except STORED_REFUSALS as refusal:
                 if key is None:
                     raise
@@ -179,11 +180,24 @@ class Ledger:
                 raise sql.KeyTaken() from None
         return outcome
 
-    def _write(self, uow: UnitOfWork, writer: sql.PostingWriter, posting: Posting, record: dict | None) -> None:
+    def _write(
+        self, uow: UnitOfWork, writer: sql.PostingWriter, posting: Posting, record: dict | None, rendered: dict
+    ) -> None:
+        """Write the posting; record `transaction.posted` (the Transaction as rendered, and
+        each wallet's balance after) to go out with the commit."""
         try:
             states = writer.write(uow, posting, record)
         except sql.Refused as refused:
             raise _domain_error(refused) from None
+        uow.record(
+            DomainEvent(
+                EventType.TRANSACTION_POSTED,
+                posting.id,
+                {"transaction": rendered, "balances": {state.user_id: state.balance for state in states}},
+                target_type="transaction",
+                actor_id=posting.created_by,
+            )
+        )
         balances = [Balance(state.user_id, state.balance, posting.created_at, state.version) for state in states]
         uow.after_commit(lambda: self._balances.store_many(balances))
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.infrastructure.database import Database, DomainEvent
+from app.infrastructure.database import Database
+from app.infrastructure.outbox import DomainEvent
 from app.infrastructure.tables import User, utcnow
 from app.services.auth_state import AuthStateCache
 from app.services.errors import (
@@ -24,9 +25,9 @@ from app.services.login_throttle import LoginThrottle
 from app.services.pagination import cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.passwords import Passwords
 from app.services.principal import Principal, require_owner_or_admin
-from app.vocabulary import Role
+from app.vocabulary import EventType, Role
 
-USER_CREATED = "user.created"
+USER_CREATED = EventType.USER_CREATED
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,12 @@ class UserService:
         self._throttle.admit_registration(client)
         return self.register(username, email, password)
 
-    def register(self, username: str, email: str, password: str, role: str = "user") -> User:
-        """Create a user; a `user.created` event in the same transaction lets wallets follow."""
+    def register(self, username: str, email: str, password: str, role: str = "user", self_service: bool = True) -> User:
+        """Create a user; a `user.created` event in the same transaction lets wallets follow.
+
+        self_service: the new user registered itself (the event's actor); else whoever acts
+        (the system, from the CLI).
+        """
         user = User(
             id=str(uuid.uuid4()),
             username=username,
@@ -67,7 +72,8 @@ class UserService:
         with self._db.unit_of_work() as uow:
             self._ensure_free(uow.session, username=username, email=email)
             uow.session.add(user)
-            uow.record(DomainEvent(USER_CREATED, user.id, {"username": user.username, "role": role}))
+            actor = {"actor_id": user.id} if self_service else {}
+            uow.record(DomainEvent(USER_CREATED, user.id, {"user": public_user(user)}, target_type="user", **actor))
             self._commit(uow)
         return user
 
@@ -97,6 +103,8 @@ class UserService:
             if "email" in changes and changes["email"].lower() != user.email_key:
                 self._ensure_free(uow.session, email=changes["email"])
                 user.email, user.email_key = changes["email"], changes["email"].lower()
+            # data.changed of user.updated names these (and "password"), never a value or hash
+            before = {field: getattr(user, field) for field in ("email", "role", "is_active")}
             revoke = False
             if new_hash is not None:
                 user.password_hash, revoke = new_hash, True
@@ -107,6 +115,8 @@ class UserService:
             if revoke:
                 user.token_version += 1
             user.updated_at = utcnow()
+            changed = [f for f in before if before[f] != getattr(user, f)] + (["password"] if new_hash else [])
+            self._record_update(uow, user, changed, actor.user_id)
             self._publish_auth_state(uow, user)
             self._commit(uow)
         return user
@@ -133,7 +143,15 @@ class UserService:
                 user.is_active = False
                 user.token_version += 1
                 user.updated_at = utcnow()
-                uow.record(DomainEvent("user.deactivated", user.id, {"by": actor.user_id}))
+                uow.record(
+                    DomainEvent(
+                        EventType.USER_DEACTIVATED,
+                        user.id,
+                        {"user": public_user(user)},
+                        target_type="user",
+                        actor_id=actor.user_id,
+                    )
+                )
                 self._publish_auth_state(uow, user)
                 uow.commit()
 
@@ -161,14 +179,16 @@ class UserService:
             if user is None:
                 uow.rollback()
             else:
+                changed = [f for f, v in (("role", "admin"), ("is_active", True)) if getattr(user, f) != v]
                 user.role, user.is_active = "admin", True
                 user.password_hash = self._passwords.hash(password)
                 user.token_version += 1
                 user.updated_at = utcnow()
+                self._record_update(uow, user, [*changed, "password"], None)
                 self._publish_auth_state(uow, user)
                 uow.commit()
                 return user, False
-        return self.register(username, email, password, role="admin"), True
+        return self.register(username, email, password, role="admin", self_service=False), True
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
@@ -200,6 +220,12 @@ class UserService:
         if email and session.scalar(select(User.id).where(User.email_key == email.lower())):
             raise EmailTaken()
 
+    @staticmethod
+    def _record_update(uow, user: User, changed: list[str], actor_id: str | None) -> None:
+        if changed:
+            data = {"changed": changed, "user": public_user(user)}
+            uow.record(DomainEvent(EventType.USER_UPDATED, user.id, data, target_type="user", actor_id=actor_id))
+
     def _publish_auth_state(self, uow, user: User) -> None:
         state = (user.token_version, user.is_active, user.role)
         uow.after_commit(lambda: self._auth_state.store_user(user.id, *state))
@@ -219,6 +245,18 @@ class UserService:
             if "username_key" in text:
                 raise UsernameTaken() from None
             raise
+
+
+def public_user(user: User) -> dict:
+    """The User as the API shows it (never a password or hash), for events' data."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "role": user.role,
+        "is_active": user.is_active,
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 def _parse_time(value):

@@ -8,7 +8,8 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.infrastructure.database import Database, DomainEvent
+from app.infrastructure.database import Database
+from app.infrastructure.outbox import DomainEvent
 from app.infrastructure.posting import ensure_wallet
 from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account
 from app.services.balance_cache import Balance, BalanceCache
@@ -30,8 +31,8 @@ class WalletService:
     @staticmethod
     def create_wallet(session: Session, event: DomainEvent) -> None:
         """`user.created` handler: the wallet is born in the same transaction as its user."""
-        if session.scalar(select(Account.id).where(Account.user_id == event.aggregate_id)) is None:
-            session.add(Account(id=str(uuid.uuid4()), user_id=event.aggregate_id, kind="user", balance=0, version=0))
+        if session.scalar(select(Account.id).where(Account.user_id == event.target_id)) is None:
+            session.add(Account(id=str(uuid.uuid4()), user_id=event.target_id, kind="user", balance=0, version=0))
 
     def expect_balance_read(self, user_id: str) -> None:
         """Let the caller's token check carry this balance's cache read (one round trip for both)."""

@@ -162,6 +162,7 @@ def credit_settings_factory(credit_database_url, credit_cache_url, tmp_path):
             cache_url=credit_cache_url,
             secret_key=TEST_SECRET_KEY,
             instance_path=str(tmp_path),
+            queue_url="memory://",  # the immediate queue: events are delivered right after each commit
         )
         values.update(overrides)
         return load_settings(environ={}, **values)
