@@ -53,7 +53,7 @@ class _Cli(click.Group):
             raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}{hint}") from None
 
 
-SERVERS = ("run", "serve")
+SERVERS = ("run", "serve", "worker")  # long-running: JSON log lines
 # The `serve` choices, without importing gunicorn for every command (app.serving has them too).
 WORKER_CLASSES = ("sync", "gthread", "gevent")
 
@@ -80,12 +80,17 @@ def run(host: str, port: int) -> None:
     """Development server on the configured (by default embedded SQLite) database."""
     from werkzeug.serving import make_server
 
+    from app.events.worker import EventWorker
     from app.infrastructure.migrations import upgrade
     from app.observability.logging import quiet_request_handler
 
     settings = _settings()
     upgrade(settings.database_url)
     app = _create_or_exit(settings)
+    # One worker in this process (no signal handlers: werkzeug's thread serves), so the
+    # embedded default delivers every event with this one command.
+    worker = EventWorker(app.events, concurrency=2, signals=False)
+    worker.start()
     try:
         # werkzeug's own start-up message (run_simple's) is a multi-line record with terminal
         # colour codes, lost among the JSON lines; the server is made here and announced plainly.
@@ -100,6 +105,7 @@ def run(host: str, port: int) -> None:
         finally:
             server.server_close()
     finally:
+        worker.stop()
         app.module_manager.shutdown()
 
 
@@ -230,19 +236,62 @@ def ledger_verify() -> None:
 
 @main.command()
 def purge() -> None:
-    """Delete expired idempotency keys and token revocations (safe to run any time, e.g. from cron)."""
+    """Delete expired idempotency keys and token revocations, and event deliveries done longer
+    than CREDIT_EVENTS_DONE_RETENTION_SECONDS ago (safe to run any time, e.g. from cron)."""
+    from datetime import timedelta
+
     from app import build_container
+    from app.events import store
+    from app.infrastructure.tables import utcnow
     from app.services.idempotency import IdempotencyStore
 
-    container = build_container(_settings())
+    settings = _settings()
+    container = build_container(settings)
     try:
         with container.database().unit_of_work() as uow:
             keys = IdempotencyStore.purge_expired(uow.session)
             uow.commit()
         tokens = container.auth_service().purge_expired_revocations()
+        with container.database().unit_of_work() as uow:
+            cutoff = utcnow() - timedelta(seconds=settings.events_done_retention_seconds)
+            deliveries = store.purge_done(uow.session, cutoff)
+            uow.commit()
     finally:
         container.database().dispose()
-    click.echo(f"purged {keys} idempotency key(s) and {tokens} revoked token(s)")
+    click.echo(f"purged {keys} idempotency key(s), {tokens} revoked token(s) and {deliveries} done event delivery(ies)")
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
+def worker(concurrency: int) -> None:
+    """Deliver events to the modules that handle them (any number, on any host; SIGTERM stops it gracefully)."""
+    from app.events.worker import EventWorker
+
+    app = _create_or_exit(_settings())
+    try:
+        EventWorker(app.events, concurrency=concurrency, signals=True).run()
+    finally:
+        app.module_manager.shutdown()
+
+
+@main.group()
+def events() -> None:
+    """The event backbone."""
+
+
+@events.command("relay")
+@click.option("--drain", is_flag=True, help="Also deliver what is due now, in this process.")
+def events_relay(drain: bool) -> None:
+    """Stamp and hand out pending events once, and exit (a cron-friendly fallback to the workers)."""
+    app = _create_or_exit(_settings())
+    try:
+        created = app.events.relay_now()
+        if drain:
+            app.events.deliver_pending()
+    finally:
+        app.module_manager.shutdown()
+    handed = ", ".join(f"{name}: {count}" for name, count in sorted(created.items())) or "none"
+    click.echo(f"relayed; new deliveries: {handed}")
 
 
 def _database_problem(container) -> str | None:

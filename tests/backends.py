@@ -21,7 +21,17 @@ REDIS_URL = os.environ.get("CREDIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 _ONLY = {"accounts": "kind = 'user'"}  # the system accounts stay
-_TABLES = ["ledger_entries", "transactions", "idempotency_keys", "outbox_events", "revoked_tokens", "accounts", "users"]
+_TABLES = [
+    "ledger_entries",
+    "transactions",
+    "idempotency_keys",
+    "event_deliveries",
+    "event_subscribers",
+    "outbox_events",
+    "revoked_tokens",
+    "accounts",
+    "users",
+]
 
 
 def unavailable(what: str, exc: Exception):

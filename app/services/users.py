@@ -100,11 +100,11 @@ class UserService:
             user = self._load(uow.session, user_id)
             if verified_hash is not None and user.password_hash != verified_hash:
                 raise InvalidCredentials("current_password is wrong")  # changed meanwhile
+            # data.changed of user.updated names these (and "password"), never a value or hash
+            before = {field: getattr(user, field) for field in ("email", "role", "is_active")}
             if "email" in changes and changes["email"].lower() != user.email_key:
                 self._ensure_free(uow.session, email=changes["email"])
                 user.email, user.email_key = changes["email"], changes["email"].lower()
-            # data.changed of user.updated names these (and "password"), never a value or hash
-            before = {field: getattr(user, field) for field in ("email", "role", "is_active")}
             revoke = False
             if new_hash is not None:
                 user.password_hash, revoke = new_hash, True
