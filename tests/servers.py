@@ -18,6 +18,7 @@ from app.config import load_settings
 from tests.helpers import DEFAULT_PASSWORD, METRICS_TOKEN
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent  # on PYTHONPATH for workers: test modules load from tests/
 
 
 def free_port() -> int:
@@ -97,6 +98,55 @@ class ServerProcess:
             return self.proc.wait()
 
     def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class WorkerProcess:
+    """`credit-system worker` in its own process group: kill() it, or stop() it with SIGTERM."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 2, log_path: Path | None = None) -> None:
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+        self.concurrency = concurrency
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab") if self.log_path else None
+        try:
+            self.proc = subprocess.Popen(
+                [str(BIN / "credit-system"), "worker", "--concurrency", str(self.concurrency)],
+                env=self.env,
+                stdout=log or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if log:
+                log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no batch finishes, no lease is released."""
+        assert self.proc is not None, "not started"
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait; its exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            return None
+
+    def __enter__(self) -> WorkerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -44,7 +44,26 @@ class EventWorker:
         self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the consumer threads (none with the immediate queue) and the sweep."""
+        """Start the consumer's threads (none with the immediate queue) and the sweep; return."""
+        self._prepare()
+        if self._consumer is not None:
+            self._consumer.start()
+
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT (main thread only), then stop gracefully."""
+        self._prepare()
+        if self._consumer is not None:
+            self._consumer.run()  # starts it; returns once stopped, the running batches finished
+        else:
+            if self._signals:
+                signal.signal(signal.SIGTERM, lambda *_: self.backbone.stop())
+            try:
+                self.backbone.stopping.wait()
+            except KeyboardInterrupt:
+                pass
+        self.stop()
+
+    def _prepare(self) -> None:
         queue = self.backbone.queue
         if not queue.immediate:
             self._consumer = _Consumer(
@@ -58,7 +77,6 @@ class EventWorker:
                 initial_delay=0.05,
                 max_delay=1.0,
             )
-            self._consumer.start()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="events-sweep", daemon=True)
         self._sweeper.start()
         log.info(
@@ -68,20 +86,6 @@ class EventWorker:
             queue.backend,
             self.backbone.policy.sweep_seconds,
         )
-
-    def run(self) -> None:
-        """start(), then serve until SIGTERM or SIGINT (main thread only)."""
-        self.start()
-        if self._consumer is not None:
-            self._consumer.run()  # returns once stopped, the running batches finished
-        else:
-            if self._signals:
-                signal.signal(signal.SIGTERM, lambda *_: self.backbone.stop())
-            try:
-                self.backbone.stopping.wait()
-            except KeyboardInterrupt:
-                pass
-        self.stop()
 
     def stop(self) -> None:
         self.backbone.stop()

@@ -24,9 +24,11 @@ seen = Table(
     Column("sequence", BigInteger, nullable=False),
     Column("type", String(64), nullable=False),
 )
-# A handler sleeps this long when an event's data names this user (the SIGKILL test).
+# A handler sleeps this long when an event's data names this user, after touching the marker
+# file (the SIGKILL test: the worker is killed in the middle of that handler).
 SLOW_USERNAME_ENV = "CREDIT_TEST_SLOW_USERNAME"
 SLOW_SECONDS_ENV = "CREDIT_TEST_SLOW_SECONDS"
+SLOW_MARKER_ENV = "CREDIT_TEST_SLOW_MARKER"
 
 
 def clear(engine) -> None:
@@ -68,6 +70,9 @@ class Journal(Module):
     def handle_event(self, uow, event) -> None:
         slow = os.environ.get(SLOW_USERNAME_ENV)
         if slow and event.data.get("user", {}).get("username") == slow:
+            if os.environ.get(SLOW_MARKER_ENV):
+                with open(os.environ[SLOW_MARKER_ENV], "a") as marker:
+                    marker.write(f"{os.getpid()}\n")
             time.sleep(float(os.environ.get(SLOW_SECONDS_ENV, "30")))
         uow.session.execute(
             insert(seen).values(module=self.NAME, event_id=event.id, sequence=event.sequence, type=event.type)

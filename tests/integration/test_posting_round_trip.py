@@ -1,5 +1,6 @@
-"""On PostgreSQL a posting and its idempotency record go out together: two statements (the
-first wallet's update, then one carrying the rest) in one pipeline."""
+"""On PostgreSQL a transfer costs two round trips, its event included: the posting and its
+idempotency record as two statements (the first wallet's update, then one carrying the
+rest) in one pipeline, then the transaction.posted event's insert and COMMIT in a second."""
 
 from __future__ import annotations
 
@@ -16,17 +17,37 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def sent(monkeypatch) -> list[tuple[str, int | None]]:
-    """(text of each statement psycopg executes, id of the pipeline it went out in)."""
+    """(text of each statement psycopg executes, id of the pipeline it went out in); and
+    "<round trip>" each time the client waits for the server: a pipeline's sync, a statement
+    outside a pipeline, or a connection-level commit that sends COMMIT."""
     log: list[tuple[str, int | None]] = []
     execute = psycopg.Cursor.execute
+    sync = psycopg._pipeline_base.BasePipeline._enqueue_sync
+    commit = psycopg.Connection.commit
 
     def recording(cursor, query, params=None, **kwargs):
         pipeline = cursor.connection._pipeline
         log.append((" ".join(str(query).split()), id(pipeline) if pipeline is not None else None))
+        if pipeline is None:
+            log.append((ROUND_TRIP, None))
         return execute(cursor, query, params, **kwargs)
 
+    def syncing(pipeline):
+        log.append((ROUND_TRIP, id(pipeline)))
+        return sync(pipeline)
+
+    def committing(connection):
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            log.append((ROUND_TRIP, None))
+        return commit(connection)
+
     monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    monkeypatch.setattr(psycopg._pipeline_base.BasePipeline, "_enqueue_sync", syncing)
+    monkeypatch.setattr(psycopg.Connection, "commit", committing)
     return log
+
+
+ROUND_TRIP = "<round trip>"
 
 
 def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
@@ -53,7 +74,7 @@ def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
                 client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"}).status_code == 201
             )
             writes = [(sql, pipeline) for sql, pipeline in sent if sql.split()[0] in ("UPDATE", "INSERT", "WITH")]
-            assert len(writes) == 2, writes
+            assert len(writes) == 3, writes
             assert writes[0][0].startswith("UPDATE accounts SET")
             rest = writes[1][0]
             for part in (
@@ -64,6 +85,17 @@ def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
             ):
                 assert part in rest
             assert writes[0][1] is not None and writes[1][1] == writes[0][1]
+            # The event goes out with COMMIT, in a second pipeline: the posting's balances are
+            # only known once the first one's results are back.
+            assert writes[2][0].startswith("INSERT INTO outbox_events") and "transaction.posted" not in writes[2][0]
+            commit = [pipeline for sql, pipeline in sent if sql == "COMMIT"]
+            assert commit == [writes[2][1]] and writes[2][1] is not None
+            # No wait outside the two pipelines (the COMMIT that used to follow the posting on
+            # its own now rides with the event), and one in the event's. The posting's first
+            # pipeline waits twice, as before this test counted waits: psycopg syncs after the
+            # BEGIN it sends in pipeline mode, then at the pipeline's end.
+            waits = [pipeline for sql, pipeline in sent if sql == ROUND_TRIP]
+            assert waits == [writes[0][1], writes[0][1], writes[2][1]], sent
 
             before = ledger_snapshot(app)
             sent.clear()
