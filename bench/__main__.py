@@ -2,6 +2,13 @@
 
 Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL, defaulting
 to the local servers) and wrk. Creates and drops its own database.
+
+The project runs with the event backbone on: a subscriber handling every event (a no-op,
+bench/subscribers.py) and one `credit-system worker` delivering to it at a lower CPU
+priority (bench/events.py says why); after each transfer run the bench waits for the
+backlog to drain and prints how long that took. The ratios are printed beside those of the
+previous run's results file, when there is one. bench/events.py's throughput and latency
+figures end the run.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import requests
 from sqlalchemy import create_engine
 
 from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
+from bench import events as backbone
 from bench import seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
@@ -102,7 +110,9 @@ def median_run(runs: list[dict]) -> dict:
     }
 
 
-def interleaved(scenarios: dict[str, tuple], levels: list[int], rounds: int, seconds: int) -> dict:
+def interleaved(
+    scenarios: dict[str, tuple], levels: list[int], rounds: int, seconds: int, after=lambda name: None
+) -> dict:
     """Each scenario at each level, `rounds` times, alternating between scenarios.
 
     A shared 2-core machine drifts by tens of percent over a minute; alternating short runs
@@ -116,6 +126,7 @@ def interleaved(scenarios: dict[str, tuple], levels: list[int], rounds: int, sec
         for _ in range(rounds):
             for name, (url, mode, path, env) in scenarios.items():
                 runs[name][c].append(wrk(url, mode, path, c, seconds, env))
+                after(name)
     return {name: {c: median_run(by_level[c]) for c in levels} for name, by_level in runs.items()}
 
 
@@ -148,10 +159,13 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="credit-bench-"))
     results: dict = {"config": vars(args), "machine": {"cpus": os.cpu_count()}}
+    previous = Path(args.out)
+    results["previous"] = json.loads(previous.read_text()) if previous.exists() else None
     with scratch_database() as db_url:
         results.update(run(db_url, workdir, args, levels))
+        results["events"] = backbone.run(db_url, workdir)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    Path(args.out).write_text(json.dumps({**results, "previous": None}, indent=2, default=str))
     report(results)
     print(f"\nraw results: {args.out}; server logs: {workdir}")
     return 0
@@ -185,6 +199,8 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "CREDIT_CACHE_URL": REDIS,
         "CREDIT_INSTANCE_PATH": str(workdir),
         "CREDIT_SECRET_KEY": settings.secret_key,
+        "CREDIT_MODULES_EXTRA": backbone.NOOP,  # the backbone on: every event owed to a subscriber
+        "PYTHONPATH": str(ROOT),
     }
     # Every server runs under the same worker model, so the ratios compare like with like.
     worker_class = choose_worker_class(args.worker_class, args.threads)
@@ -204,7 +220,17 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "--worker-connections",
         str(WORKER_CONNECTIONS),
     ]
-    out: dict = {"seeding_seconds": round(seeding_s, 1), "worker_class": worker_class}
+    out: dict = {
+        "seeding_seconds": round(seeding_s, 1),
+        "worker_class": worker_class,
+        "backlog_drain_s": [],
+        "worker_nice": backbone.NICE,
+    }
+
+    def drain_after(name: str) -> None:
+        if name == "project_transfer":
+            out["backlog_drain_s"].append(round(backbone.wait_drained(engine), 2))
+
     raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
     with (
         Server(
@@ -225,6 +251,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         ) as project,
         Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw,
         Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello,
+        backbone.running_workers(1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir),
     ):
         token = requests.post(
             project.url + "/auth/login", json={"username": "benchadmin", "password": PASSWORD}
@@ -242,6 +269,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
                 levels,
                 args.rounds,
                 args.seconds,
+                after=drain_after,
             )
         )
         out["history"] = {}
@@ -296,14 +324,23 @@ def report(r: dict) -> None:
                 f"{name:<20}{c:>6}{m['rps']:>10.0f}{m['p50_us'] / 1000:>9.2f}{m['p99_us'] / 1000:>9.2f}"
                 f"{m['p99_us'] / max(m['p50_us'], 1):>9.2f}{m['errors']:>8}"
             )
-    print("\n== ratios (same run, same machine) ==")
+    print(
+        f"\n== ratios (same run, same machine; the event backbone on: a no-op subscriber and one worker at "
+        f"nice {r['worker_nice']}; previous run's results file in brackets) =="
+    )
+    before = r.get("previous") or {}
     for c in r["project_transfer"]:
+        was = before.get("project_transfer", {}).get(str(c)) and before
+        transfer = _ratio(r["project_transfer"][c]["rps"], r["raw_transfer"][c]["rps"])
+        balance = _ratio(r["project_balance"][c]["rps"], r["hello_balance"][c]["rps"])
+        if was:
+            transfer += f" [{_ratio(was['project_transfer'][str(c)]['rps'], was['raw_transfer'][str(c)]['rps'])}]"
+            balance += f" [{_ratio(was['project_balance'][str(c)]['rps'], was['hello_balance'][str(c)]['rps'])}]"
         print(
-            f"concurrency {c}: transfer project/raw = "
-            f"{_ratio(r['project_transfer'][c]['rps'], r['raw_transfer'][c]['rps'])} (target >= 0.6); "
-            f"balance project/hello = {_ratio(r['project_balance'][c]['rps'], r['hello_balance'][c]['rps'])}"
-            f" (target >= 0.5)"
+            f"concurrency {c}: transfer project/raw = {transfer} (target >= 0.6); "
+            f"balance project/hello = {balance} (target >= 0.5)"
         )
+    print(f"event backlog drained after each transfer run in (s): {r['backlog_drain_s']}")
     print("\n== history page (50 items, 8 connections) ==")
     for label, m in r["history"].items():
         print(
@@ -332,6 +369,7 @@ def report(r: dict) -> None:
         f"\nledger verify after the run: {'clean' if r['ledger_ok'] else 'FAILED'}; "
         f"seeding took {r['seeding_seconds']} s"
     )
+    backbone.report(r["events"])
 
 
 if __name__ == "__main__":

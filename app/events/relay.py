@@ -67,6 +67,6 @@ class Relay:
             ]
             store.insert_deliveries(uow.session, deliveries)
             uow.commit()
-        created.update(delivery["subscriber"] for delivery in deliveries)
+        created.update(str(delivery["subscriber"]) for delivery in deliveries)
         log.debug("relayed %d events (sequences %d-%d)", len(rows), rows[0][1], rows[-1][1])
         return len(rows)

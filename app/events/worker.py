@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 
-from huey.consumer import Consumer
+from huey.consumer import Consumer  # type: ignore[import-untyped]
 
 from app.events.backbone import EventBackbone
 

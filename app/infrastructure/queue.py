@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey, SqliteHuey
+from huey import Huey, MemoryHuey, PostgresHuey, RedisHuey, SqliteHuey  # type: ignore[import-untyped]
 
 QUEUE_NAME = "credit_events"
 

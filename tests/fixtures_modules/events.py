@@ -57,7 +57,7 @@ class Journal(Module):
     NAME = "journal"
     DEPENDENCIES = ("connection_api",)
     CRITICAL = False
-    EVENT_TYPES = ("*",)
+    EVENT_TYPES: tuple[str, ...] = ("*",)
     EMITS = {"journal.noted": "the journal noted something (tests)"}
 
     def __init__(self, connection_api) -> None:
