@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import ClassVar
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, delete, func, insert, select
 
@@ -57,8 +58,8 @@ class Journal(Module):
     NAME = "journal"
     DEPENDENCIES = ("connection_api",)
     CRITICAL = False
-    EVENT_TYPES: tuple[str, ...] = ("*",)
-    EMITS = {"journal.noted": "the journal noted something (tests)"}
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("*",)
+    EMITS: ClassVar[dict[str, str]] = {"journal.noted": "the journal noted something (tests)"}
 
     def __init__(self, connection_api) -> None:
         self.connection = connection_api
