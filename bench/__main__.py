@@ -229,7 +229,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
 
     def drain_after(name: str) -> None:
         if name == "project_transfer":
-            out["backlog_drain_s"].append(round(backbone.wait_drained(engine), 2))
+            out["backlog_drain_s"].append(round(backbone.wait_drained(engine, event_workers), 2))
 
     raw_env = {"BENCH_RAW_DSN": db_url.replace("+psycopg", "")}
     with (
@@ -251,7 +251,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         ) as project,
         Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw,
         Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello,
-        backbone.running_workers(1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir),
+        backbone.running_workers(1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir) as event_workers,
     ):
         token = requests.post(
             project.url + "/auth/login", json={"username": "benchadmin", "password": PASSWORD}

@@ -96,12 +96,14 @@ def owed(engine) -> tuple[int, int]:
     return unstamped or 0, pending or 0
 
 
-def wait_drained(engine, timeout: float = 600) -> float:
-    """Seconds until nothing is owed (polled every 50 ms)."""
+def wait_drained(engine, workers: list[subprocess.Popen] | None = None, timeout: float = 600) -> float:
+    """Seconds until nothing is owed (polled every 50 ms); RuntimeError if a worker died."""
     started = time.monotonic()
     while owed(engine) != (0, 0):
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"backlog not drained in {timeout}s: {owed(engine)}")
+        if any(worker.poll() is not None for worker in workers or ()):
+            raise RuntimeError("a worker exited; see its log in the bench's work folder")
         time.sleep(0.05)
     return time.monotonic() - started
 
@@ -123,9 +125,9 @@ def throughput(db_url: str, workdir: Path, events: int, workers: int) -> dict:
     procs = start_workers(workers, worker_env(db_url, workdir, NOOP), workdir)
     try:
         time.sleep(4)  # started, their sweep running: what follows measures delivery, not start-up
-        wait_drained(engine)
+        wait_drained(engine, procs)
         insert_events(engine, events)
-        seconds = wait_drained(engine)
+        seconds = wait_drained(engine, procs)
     finally:
         stop_workers(procs)
         engine.dispose()
@@ -188,7 +190,7 @@ def latency_under_load(db_url: str, workdir: Path, seconds: float, threads: int,
         stop.set()
         for thread in pool:
             thread.join()
-        drain = wait_drained(engine)
+        drain = wait_drained(engine, procs)
     finally:
         stop_workers(procs)
         app.module_manager.shutdown()

@@ -36,7 +36,7 @@ def build(settings_factory):
 
     def make(*extras: str, **overrides):
         extra = ",".join(f"{MODULES}:{name}" for name in extras)
-        settings = settings_factory(modules_extra=extra, **overrides)
+        settings = settings_factory(modules_extra=extra, **{"registrations_per_address": 1000, **overrides})
         container = build_container(settings)
         container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
         app = create_app(settings, container=container)

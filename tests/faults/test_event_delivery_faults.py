@@ -53,6 +53,7 @@ def local_app(database_url: str, queue_url: str, instance: Path):
         instance_path=str(instance),
         modules_extra=EXTRA,
         login_max_failures=1000,
+        registrations_per_address=100_000,
     )
     container = build_container(settings)
     container.passwords.override(providers.Singleton(Passwords, time_cost=1, memory_cost=1024))
