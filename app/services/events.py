@@ -10,8 +10,8 @@ from app.events.backbone import EventBackbone
 from app.events.envelope import Event
 from app.infrastructure.database import Database
 from app.infrastructure.tables import utcnow
-from app.services.errors import AlreadyDelivered, Forbidden, NotFound, ValidationFailed
-from app.services.pagination import decode_cursor, encode_cursor
+from app.services.errors import AlreadyDelivered, Forbidden, NotFound
+from app.services.pagination import cursor_id, decode_cursor, encode_cursor
 from app.services.principal import Principal
 from app.vocabulary import DeliveryStatus
 
@@ -51,10 +51,9 @@ class EventFeed:
         if not actor.may_act_for():
             raise Forbidden("only an admin may list event deliveries")
         after = decode_cursor(cursor, 1)
-        if after is not None and not (isinstance(after[0], int) and not isinstance(after[0], bool)):
-            raise ValidationFailed.field("cursor", "invalid cursor")
+        before_id = cursor_id(after[0]) if after else None
         with self._db.unit_of_work(write=False) as uow:
-            rows = store.delivery_page(uow.session, status, subscriber, after[0] if after else None, limit + 1)
+            rows = store.delivery_page(uow.session, status, subscriber, before_id, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return DeliveryPage([_delivery(row) for row in rows], encode_cursor(rows[-1].id) if more and rows else None)

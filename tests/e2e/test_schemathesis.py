@@ -42,6 +42,7 @@ ROLES = ("user", "admin")
 DESCRIBED_422 = {
     "listTransactions": "a cursor this server did not issue",
     "listUsers": "a cursor this server did not issue",
+    "listEventDeliveries": "a cursor this server did not issue",
     "transfer": "to_user_id equal to from_user_id, or a payee deactivated earlier in the run",
     "updateUser": "a new password of one's own without current_password",
     # API.md: an inactive payee is 422, and the admin run deactivates users as it goes.
