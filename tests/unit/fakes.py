@@ -13,10 +13,12 @@ from app.services.idempotency import IdempotencyStore
 
 
 class FakeDatabase:
-    """What is committed: postings and idempotency records (by (user, key)); and every unit."""
+    """What is committed: postings, idempotency records (by (user, key)) and recorded events;
+    and every unit."""
 
     def __init__(self) -> None:
         self.postings: list = []
+        self.events: list = []
         self.records: dict[tuple[str, str], dict] = {}
         self.units: list[FakeUnitOfWork] = []
 
@@ -50,6 +52,9 @@ class FakeUnitOfWork:
 
     def after_commit(self, callback) -> None:
         self._after_commit.append(callback)
+
+    def record(self, domain_event) -> None:
+        self.session.pending.append(lambda database: database.events.append(domain_event))
 
     def commit(self) -> None:
         for apply in self.session.pending:

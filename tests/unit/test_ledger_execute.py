@@ -65,6 +65,10 @@ def test_without_a_key_the_posting_is_written_once_and_committed_once():
     assert world.db.postings == [written] and world.db.commits == 1 and world.db.records == {}
     assert outcome.kind is OutcomeKind.CREATED and not outcome.replayed
     assert outcome.body == {"id": written.id, "type": "transfer", "amount": 5}
+    # Its transaction.posted event commits with it: the rendered body, the balances after.
+    ((event),) = world.db.events
+    assert (event.type, event.target_type, event.target_id) == ("transaction.posted", "transaction", written.id)
+    assert event.data == {"transaction": outcome.body, "balances": {"alice": 95, "bob": 105}}
     # The new balances reach the cache only after the commit, stamped with the posting's time.
     assert [(b.user_id, b.balance, b.updated_at) for b in world.balances.stored] == [
         ("alice", 95, written.created_at),
