@@ -278,7 +278,7 @@ class ModuleManager:
         report["dependencies"] = deps
         if report["status"] != UNHEALTHY and any(s not in (HEALTHY, DEGRADED) for s in deps.values()):
             report["status"] = UNHEALTHY
-        if self._event_health is not None and getattr(self.plan.nodes[name].cls, "EVENT_TYPES", ()):
+        if self._event_health is not None and self.plan.nodes[name].cls.EVENT_TYPES:
             events = report["events"] = self._cached_events(name)
             if events and events.get("dead") and report["status"] == HEALTHY:
                 report["status"] = DEGRADED  # dead deliveries wait for an operator's retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
@@ -221,9 +222,9 @@ class UserService:
             raise EmailTaken()
 
     @staticmethod
-    def _record_update(uow, user: User, changed: list[str], actor_id: str | None) -> None:
+    def _record_update(uow, user: User, changed: Sequence[str], actor_id: str | None) -> None:
         if changed:
-            data = {"changed": changed, "user": public_user(user)}
+            data = {"changed": [*changed], "user": public_user(user)}
             uow.record(DomainEvent(EventType.USER_UPDATED, user.id, data, target_type="user", actor_id=actor_id))
 
     def _publish_auth_state(self, uow, user: User) -> None:

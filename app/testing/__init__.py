@@ -19,7 +19,8 @@ it. `pytest --fixtures` lists its fixtures with these docstrings:
   and emptied for each test, as the project's own tests/conftest.py does).
 
 Plain helpers, importable from here: `FakeCache`, `assert_error`, `ledger_snapshot`,
-`rewired`, `failing`, `credit_env`, `register`, `login`, `bearer`, `make_admin`.
+`rewired`, `failing`, `credit_env`, `register`, `login`, `bearer`, `make_admin`, and
+`deliver_events` (relay and drain every pending event now; app.events.testing).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import difflib
 import pytest
 from dependency_injector import providers
 
+from app.events.testing import deliver_events
 from app.testing.database import SqliteTemplate
 from app.testing.fakes import FakeCache
 from app.testing.helpers import assert_error, credit_env, failing, ledger_snapshot, rewired
@@ -45,6 +47,7 @@ __all__ = [
     "bearer",
     "cheap_passwords",
     "credit_env",
+    "deliver_events",
     "failing",
     "ledger_snapshot",
     "login",

@@ -71,12 +71,19 @@ def run_pytest(folder: Path) -> dict[str, tuple[str, str]]:
 def outcomes(tmp_path_factory) -> dict[str, tuple[str, str]]:
     folder = tmp_path_factory.mktemp("module-author")
     (folder / "test_readme_testing_example.py").write_text(readme_example("testing-your-module"))
+    (folder / "greeter.py").write_text(readme_example("greeter-module"))  # the "Adding a module" example
+    (folder / "test_readme_greeter.py").write_text(readme_example("greeter-test"))
     (folder / "test_misuse.py").write_text(MISUSE)
     return run_pytest(folder)
 
 
 def test_the_testing_example_passes(outcomes):
     assert outcomes["test_balances_are_served_while_the_cache_is_down"] == ("passed", "")
+
+
+def test_the_module_example_handles_its_event_and_serves_its_route(outcomes):
+    """README "Adding a module": loaded through CREDIT_MODULES_EXTRA as it stands, tested as "Events" shows."""
+    assert outcomes["test_new_users_are_greeted"] == ("passed", "")
 
 
 def test_an_override_made_after_the_app_was_built_fails_the_test_saying_so(outcomes):
