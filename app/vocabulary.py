@@ -26,6 +26,7 @@ class Role(StrEnum):
 
     USER = "user"
     ADMIN = "admin"
+    AUDITOR = "auditor"  # reads everything an admin reads, changes nothing but its own password
 
 
 class EventType(StrEnum):

@@ -24,7 +24,7 @@ def build_events_blueprint(feed: EventFeed, guard: AccessGuard) -> Blueprint:
     @blp.response(200, EventFeedSchema)
     @errors("forbidden", "validation_error", auth=True)
     def list_events(query):
-        """Events after a sequence, oldest first, without gaps (admin): page with `after=last_sequence`."""
+        """Events after a sequence, oldest first, without gaps (admin, auditor): page with `after=last_sequence`."""
         page = feed.events(guard.principal(), query["after"], query["type"], query["limit"])
         return {"items": page.items, "last_sequence": page.last_sequence}
 

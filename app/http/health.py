@@ -6,7 +6,7 @@ from flask import jsonify
 
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
-from app.http.principal import viewer_is_admin
+from app.http.principal import viewer_reads_all
 from app.schemas.health import HealthSchema, LivenessSchema, ModuleHealthSchema, ModulesStatusSchema, ReadinessSchema
 from app.services.errors import NotFound
 
@@ -44,7 +44,7 @@ def build_health_blueprint(manager) -> Blueprint:
     @blp.doc(summary="Aggregated health; 503 when a critical module or the database is down")
     def health():
         status, reports = manager.overall_health()
-        admin = viewer_is_admin()
+        admin = viewer_reads_all()
         modules = {
             name: (report if admin else {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report})
             for name, report in reports.items()
@@ -56,7 +56,7 @@ def build_health_blueprint(manager) -> Blueprint:
     @errors(backend=False)
     @blp.doc(summary="Load order and each module's status, dependencies and init time")
     def module_status():
-        admin = viewer_is_admin()
+        admin = viewer_reads_all()
         report = manager.status_report(include_reasons=admin)
         if not admin:
             for name, status in report["modules"].items():
@@ -72,7 +72,7 @@ def build_health_blueprint(manager) -> Blueprint:
         if name not in manager.states:
             raise NotFound(f"no module named '{name}'")
         report = manager.get_module_health(name)
-        if not viewer_is_admin():
+        if not viewer_reads_all():
             report = {k: report[k] for k in _PUBLIC_HEALTH_KEYS if k in report}
         return jsonify(report), 503 if report["status"] == "unhealthy" else 200
 

@@ -19,7 +19,7 @@ def require_scraper(scrape_token: str) -> None:
     """Let through the scrape token (when one is configured) or an admin's bearer token.
 
     The counters tell business volume and attack telemetry (logins failed, deposits made):
-    not for anonymous eyes. 401 without a valid token, 403 for a token that is not an admin's.
+    not for anonymous eyes. 401 without a valid token, 403 for a token that is not an admin's or an auditor's.
     """
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scrape_token and scheme.lower() == "bearer":
@@ -28,8 +28,8 @@ def require_scraper(scrape_token: str) -> None:
     principal = optional_principal()
     if principal is None:
         raise Unauthorized()
-    if not principal.is_admin:
-        raise Forbidden("an admin or the metrics scrape token is required")
+    if not principal.can_read_all:
+        raise Forbidden("an admin, an auditor or the metrics scrape token is required")
 
 
 def build_metrics_blueprint(metrics: Metrics, manager: ModuleManager, scrape_token: str = "") -> Blueprint:

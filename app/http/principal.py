@@ -30,6 +30,7 @@ def optional_principal() -> Principal | None:
         return None
 
 
-def viewer_is_admin() -> bool:
+def viewer_reads_all() -> bool:
+    """An admin or an auditor is calling: health details and error texts are theirs to read."""
     principal = optional_principal()
-    return bool(principal and principal.is_admin)
+    return bool(principal and principal.can_read_all)

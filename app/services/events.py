@@ -39,7 +39,7 @@ class EventFeed:
     def events(self, actor: Principal, after: int, type_prefix: str | None, limit: int) -> FeedPage:
         """Relayed events after a sequence, oldest first; `last_sequence` is where to go on from."""
         if not actor.may_act_for(read=True):
-            raise Forbidden("reading the event feed needs an admin")
+            raise Forbidden("reading the event feed needs an admin or an auditor")
         with self._db.unit_of_work(write=False) as uow:
             rows = store.feed(uow.session, after, type_prefix, limit)
         items = [Event.from_row(row).public() for row in rows]

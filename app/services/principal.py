@@ -24,16 +24,29 @@ class Principal:
         return self.role == Role.ADMIN
 
     @property
+    def is_auditor(self) -> bool:
+        return self.role == Role.AUDITOR
+
+    @property
     def can_read_all(self) -> bool:
-        """May read every user's data; a read-only role (an auditor) will say yes here too."""
-        return self.is_admin
+        """May read every user's data: an admin, or an auditor (read-only)."""
+        return self.is_admin or self.is_auditor
+
+    @property
+    def read_only(self) -> bool:
+        """Changes nothing, not even its own data (its own password is the one exception,
+        granted where passwords change: app.services.users)."""
+        return self.is_auditor
 
     def may_act_for(self, *owners: str | None, read: bool = False) -> bool:
         """Owner or admin: True if this principal is one of `owners` or an admin.
 
-        With read=True, anyone who may read everything (can_read_all) qualifies too.
+        With read=True, anyone who may read everything (can_read_all) qualifies too; without
+        it a read-only principal (an auditor) qualifies for no one, itself included.
         """
-        return self.user_id in owners or (self.can_read_all if read else self.is_admin)
+        if read:
+            return self.user_id in owners or self.can_read_all
+        return (self.user_id in owners and not self.read_only) or self.is_admin
 
 
 def require_owner_or_admin(

@@ -25,10 +25,12 @@ from app.services.errors import (
 from app.services.login_throttle import LoginThrottle
 from app.services.pagination import cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.passwords import Passwords
-from app.services.principal import Principal, require_owner_or_admin
+from app.services.principal import OWN_ACCOUNT_ONLY, Principal, require_owner_or_admin
 from app.vocabulary import EventType, Role
 
 USER_CREATED = EventType.USER_CREATED
+_OWN_PASSWORD = {"password", "current_password"}  # the only change a read-only principal makes
+_READ_ONLY = "an auditor may change nothing but its own password"
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class UserService:
     def update(self, actor: Principal, user_id: str, changes: dict, client: str = "unknown") -> User:
         """Change a user; `client` (the caller's address) is throttled like a login when the
         caller's own current_password is checked."""
-        require_owner_or_admin(actor, user_id)
+        if not (actor.user_id == user_id and changes.keys() <= _OWN_PASSWORD):  # an auditor's one write
+            require_owner_or_admin(actor, user_id, _READ_ONLY if actor.read_only else OWN_ACCOUNT_ONLY)
         if not actor.is_admin and ({"role", "is_active"} & changes.keys()):
             raise Forbidden("only an admin may change role or is_active")
         verified_hash = None
@@ -136,7 +139,7 @@ class UserService:
 
     def deactivate(self, actor: Principal, user_id: str) -> None:
         """Keep the user (and wallet, and history) but stop logins and every token."""
-        require_owner_or_admin(actor, user_id)
+        require_owner_or_admin(actor, user_id, _READ_ONLY if actor.read_only else OWN_ACCOUNT_ONLY)
         with self._db.unit_of_work() as uow:
             self._keep_an_admin(uow.session, user_id)
             user = self._load(uow.session, user_id)
@@ -157,8 +160,8 @@ class UserService:
                 uow.commit()
 
     def list(self, actor: Principal, limit: int, cursor: str | None) -> Page:
-        if not actor.is_admin:
-            raise Forbidden("only an admin may list users")
+        if not actor.can_read_all:
+            raise Forbidden("only an admin or an auditor may list users")
         after = decode_cursor(cursor, 2)
         query = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
         if after:

@@ -24,17 +24,14 @@ def test_any_of_several_owners_qualifies_and_a_missing_one_is_no_one():
 
 
 def test_reads_follow_can_read_all_writes_do_not():
-    class Auditor(Principal):
-        """What a read-only role will be: may read everything, act for no one else."""
-
-        @property
-        def can_read_all(self) -> bool:
-            return True
-
-    auditor = Auditor("eve", "auditor")
-    assert auditor.may_act_for("alice", read=True)
+    auditor = Principal("eve", "auditor")
+    assert auditor.can_read_all and auditor.read_only and not auditor.is_admin
+    assert auditor.may_act_for("alice", read=True) and auditor.may_act_for(read=True)
     assert not auditor.may_act_for("alice")
+    assert not auditor.may_act_for("eve")  # read-only: not even for itself
+    assert auditor.may_act_for("eve", read=True)
     assert ADMIN.can_read_all and not ALICE.can_read_all
+    assert not ADMIN.read_only and not ALICE.read_only
 
 
 def test_require_owner_or_admin_refuses_with_the_callers_message():

@@ -52,7 +52,7 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     @blp.response(200, TransactionSchema)
     @errors("not_found", auth=True)
     def get_transaction(transaction_id):
-        """One transaction (either party, or admin)."""
+        """One transaction (either party, an admin or an auditor)."""
         return transactions.get(guard.principal(), transaction_id)
 
     @blp.route("/<string(maxlength=64):transaction_id>/reverse", methods=["POST"])

@@ -72,15 +72,15 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     @blp.response(200, UserPageSchema)
     @errors("forbidden", "validation_error", auth=True)
     def list_users(query):
-        """Every user, newest first (admin)."""
-        page = users.list(guard.admin(), query["limit"], query["cursor"])
+        """Every user, newest first (admin, auditor)."""
+        page = users.list(guard.principal(), query["limit"], query["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
     @blp.route("/users/<id:user_id>")
     @blp.response(200, UserSchema)
     @errors("forbidden", "not_found", auth=True)
     def get_user(user_id):
-        """One user (self or admin)."""
+        """One user (self, admin or auditor)."""
         return users.get(guard.principal(), user_id)
 
     @blp.route("/users/<id:user_id>", methods=["PATCH"])
@@ -98,6 +98,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
     )
     def update_user(changes, user_id):
         """Self: email, password (with current_password). Admin: also role and is_active.
+        An auditor: its own password only (anything else is 403).
 
         A wrong current_password counts against the account like a failed login (429
         `rate_limited` past the limit).

@@ -28,7 +28,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
     @blp.response(200, BalanceSchema)
     @errors("forbidden", "not_found", auth=True)
     def get_balance(user_id):
-        """A wallet's balance (owner or admin)."""
+        """A wallet's balance (owner, admin or auditor)."""
         return wallets.balance(guard.principal(), user_id)
 
     @blp.route("/deposit", methods=["POST"])
