@@ -124,16 +124,35 @@ def _tell_a_person(line: str) -> None:
     "--worker-class",
     type=click.Choice(WORKER_CLASSES),
     default=None,
-    help="gunicorn worker [default: sync, or gthread with --threads above 1]; gevent serves slow "
-    "clients without a buffering proxy in front (see the README's Serving section).",
+    help="gunicorn worker [default: sync, or gthread with --threads above 1]. sync expects a "
+    "buffering proxy in front (credit-system nginx-config); gevent (pip install "
+    "'credit-system[gevent]') serves slow clients itself. See the README's Serving section.",
 )
 @click.option("--threads", default=1, show_default=True, type=int, help="Threads per worker (gthread).")
 @click.option("--timeout", default=30, show_default=True, type=int, help="Worker timeout in seconds.")
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Proxies whose X-Forwarded-For gives the client's address (comma-separated addresses or "
+    "networks, * for any) [default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1].",
+)
 @click.pass_obj
-def serve(obj: dict, bind: str, workers: int | None, worker_class: str | None, threads: int, timeout: int) -> None:
+def serve(
+    obj: dict,
+    bind: str,
+    workers: int | None,
+    worker_class: str | None,
+    threads: int,
+    timeout: int,
+    forwarded_allow_ips: str | None,
+) -> None:
     """Production server (gunicorn); requires CREDIT_SECRET_KEY."""
+    from app.serving import missing_worker_package
     from app.serving import serve as run_gunicorn
 
+    missing = missing_worker_package(worker_class)
+    if missing:
+        raise click.ClickException(missing)
     settings = _settings()
     if settings.secret_key_generated:
         raise click.ClickException(
@@ -148,7 +167,19 @@ def serve(obj: dict, bind: str, workers: int | None, worker_class: str | None, t
         timeout=timeout,
         log_level=obj["log_level"],
         worker_class=worker_class,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
+
+
+@main.command("nginx-config")
+@click.option("--upstream", default="127.0.0.1:8000", show_default=True, help="host:port `serve` is bound to.")
+@click.option("--listen", default="80", show_default=True, help="nginx's `listen` (port, or address:port).")
+@click.option("--server-name", default="_", show_default=True, help="nginx's `server_name`.")
+def nginx_config(upstream: str, listen: str, server_name: str) -> None:
+    """Print an nginx configuration that buffers slow clients in front of `serve` (README: Serving)."""
+    from app.proxy import nginx_config as render
+
+    click.echo(render(upstream, listen, server_name), nl=False)
 
 
 @main.group()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
+import ipaddress
 import multiprocessing
 import os
 import shutil
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings
 from app.http.wire_errors import install as install_wire_errors
@@ -20,11 +23,28 @@ from app.observability.logging import logging_config
 from app.observability.metrics import MULTIPROC_ENV
 
 # `sync` (the default; `gthread` with several threads) reads a request with the whole
-# process and assumes a buffering proxy in front. `gevent` gives each connection a greenlet,
-# so a client sending its request slowly holds a few kilobytes, not a process, at a cost in
-# throughput and tail latency measured in the README ("Serving").
+# process and assumes a buffering proxy in front (`credit-system nginx-config`, app.proxy).
+# `gevent` gives each connection a greenlet, so a client sending its request slowly holds a
+# few kilobytes, not a process, at a cost in throughput and tail latency measured in the
+# README ("Serving"); it is an extra, installed with credit-system[gevent].
 WORKER_CLASSES = ("sync", "gthread", "gevent")
 WORKER_CONNECTIONS = 1000  # open connections (greenlets) per gevent worker
+EXTRA_OF_WORKER_CLASS = {"gevent": "gevent"}  # worker class -> the package it needs, an extra of ours
+
+
+def missing_worker_package(worker_class: str | None) -> str | None:
+    """What to install before `serve --worker-class worker_class` can start, or None."""
+    package = EXTRA_OF_WORKER_CLASS.get(worker_class or "")
+    if package is None or _importable(package):
+        return None
+    return f"--worker-class {worker_class} needs {package}: pip install 'credit-system[{package}]'"
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: a None left in sys.modules (imports of it fail)
+        return False
 
 
 def choose_worker_class(worker_class: str | None, threads: int) -> str:
@@ -52,7 +72,41 @@ class CreditServer(BaseApplication):
     def load(self):
         from app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        app.wsgi_app = ForwardedFor(app.wsgi_app, self.cfg.forwarded_allow_ips)  # type: ignore[method-assign]
+        return app
+
+
+class ForwardedFor:
+    """The client's address from X-Forwarded-For, when the request comes from a trusted proxy.
+
+    Behind a proxy every request comes from the proxy's address, so the per-address limits
+    (sign-ups, password checks) would count all clients as one. gunicorn's own
+    `forwarded_allow_ips` (`serve --forwarded-allow-ips`, default 127.0.0.1,::1) names the
+    proxies trusted; from them the address the proxy appended last (werkzeug's ProxyFix,
+    one hop) becomes REMOTE_ADDR. From anyone else the header is ignored: a client cannot
+    pick its own address. A peer without an IP address (a Unix socket) is trusted, as
+    gunicorn trusts it.
+    """
+
+    def __init__(self, app, allowed: list[str]) -> None:
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=1, x_proto=0)  # gunicorn already sets the scheme from these proxies
+        self.anyone = "*" in allowed
+        self.networks = [ipaddress.ip_network(address, strict=False) for address in allowed if address != "*"]
+
+    def trusted(self, peer: str | None) -> bool:
+        if self.anyone:
+            return True
+        try:
+            address = ipaddress.ip_address(peer or "")
+        except ValueError:
+            return not peer  # no IP address: a Unix socket
+        return any(address in network for network in self.networks)
+
+    def __call__(self, environ, start_response):
+        handler = self.fixed if self.trusted(environ.get("REMOTE_ADDR")) else self.app
+        return handler(environ, start_response)
 
 
 class AppAccessLogger(Logger):
@@ -118,8 +172,11 @@ def gunicorn_options(
     timeout: int,
     log_level: str = "INFO",
     worker_class: str | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> dict:
+    trusted = {} if forwarded_allow_ips is None else {"forwarded_allow_ips": forwarded_allow_ips}
     return {
+        **trusted,  # else gunicorn's default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1
         "bind": bind,
         "workers": workers or default_workers(),
         "threads": threads,
@@ -153,6 +210,7 @@ def serve(
     timeout: int,
     log_level: str = "INFO",
     worker_class: str | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     install_wire_errors()  # gunicorn's own 400/414/431 pages get the API's error body
     if worker_class == "gevent":
@@ -162,5 +220,5 @@ def serve(
         # opened no SSL socket before the fork. Sockets opened after the patch are gevent's.
         warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
     with multiprocess_metrics_dir():
-        options = gunicorn_options(bind, workers, threads, timeout, log_level, worker_class)
+        options = gunicorn_options(bind, workers, threads, timeout, log_level, worker_class, forwarded_allow_ips)
         CreditServer(settings, options).run()

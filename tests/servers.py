@@ -4,6 +4,8 @@ and the admin their clients log in as."""
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,12 +40,14 @@ class ServerProcess:
         log_path: Path | None = None,
         command: str = "serve",
         worker_class: str | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env}
         self.workers, self.threads, self.worker_class = workers, threads, worker_class
         self.command = command
+        self.extra_args = extra_args or []
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
@@ -59,6 +63,7 @@ class ServerProcess:
                 "--threads",
                 str(self.threads),
                 *(["--worker-class", self.worker_class] if self.worker_class else []),
+                *self.extra_args,
             ]
         else:
             args = [str(BIN / "credit-system"), "run", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -147,6 +152,84 @@ class WorkerProcess:
             return None
 
     def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+NGINX = os.environ.get("CREDIT_TEST_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_MAIN = """\
+daemon off;
+worker_processes 1;
+{user}pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {root}/credit-system.conf;
+}}
+"""
+
+
+class NginxProcess:
+    """A real nginx in front of `upstream` (host:port), configured by `credit-system nginx-config`.
+
+    What that command prints is included unchanged in a main file of the test's own (its
+    paths in `root`, in the foreground), as /etc/nginx/nginx.conf includes conf.d/.
+    """
+
+    def __init__(self, upstream: str, root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.root = root
+        self.proc: subprocess.Popen | None = None
+        printed = subprocess.run(
+            [str(BIN / "credit-system"), "nginx-config", "--upstream", upstream, "--listen", f"127.0.0.1:{self.port}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "credit-system.conf").write_text(printed)
+        # As root, nginx's worker would switch to `nobody`, which cannot write to pytest's 0700 folders.
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+        (root / "nginx.conf").write_text(NGINX_MAIN.format(root=root, user=user))
+
+    def start(self, timeout: float = 15) -> NginxProcess:
+        args = [NGINX, "-p", str(self.root), "-e", str(self.root / "error.log"), "-c", str(self.root / "nginx.conf")]
+        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}; log: {self.root / 'error.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nginx did not listen in {timeout}s; log: {self.root / 'error.log'}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGQUIT)  # graceful: in-flight requests finish
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> NginxProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

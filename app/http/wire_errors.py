@@ -21,18 +21,23 @@ EXTRA_CODES = {
 MESSAGES = {
     400: "the request is not valid HTTP",
     403: "the request is forbidden",
+    413: "the request body is too large",
     414: "the request line is too long",
     431: "the request headers are too large",
     500: "an unexpected error occurred",
 }
 
 
+def error_body(status: int, reason: str) -> str:
+    """The API's error body for a refusal made outside the app (by gunicorn, or by the proxy in front)."""
+    code = {**CODE_BY_HTTP_STATUS, **EXTRA_CODES}.get(status, "bad_request" if status < 500 else "internal_error")
+    error = {"code": code, "message": MESSAGES.get(status, reason.lower()), "details": {}}
+    return json.dumps({"error": error}, separators=(",", ":"))
+
+
 def wire_error(status: int, reason: str) -> bytes:
     """A complete HTTP/1.1 response (connection closed) with the API's error body."""
-    code = {**CODE_BY_HTTP_STATUS, **EXTRA_CODES}.get(status, "bad_request" if status < 500 else "internal_error")
-    body = json.dumps(
-        {"error": {"code": code, "message": MESSAGES.get(status, reason.lower()), "details": {}}}, separators=(",", ":")
-    ).encode()
+    body = error_body(status, reason).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -321,3 +321,34 @@ def test_a_postgresql_url_without_its_driver_is_one_line_naming_the_extra(cli_en
         "Error: CREDIT_DATABASE_URL: the postgresql+psycopg driver (psycopg) is not installed: "
         "pip install 'credit-system[postgres]'\n",
     )
+
+
+# -- without gevent (an extra: `serve`'s default is sync workers behind nginx) --------------
+WITHOUT_GEVENT = "import sys; sys.modules['gevent'] = None; from app.cli import main; main()"
+
+
+def test_gevent_workers_without_gevent_are_one_line_naming_the_extra(cli_env, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_VARIABLES}
+    env.update({k: v for k, v in cli_env.items() if v is not None})
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_GEVENT, "serve", "--bind", "127.0.0.1:1", "--worker-class", "gevent"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: --worker-class gevent needs gevent: pip install 'credit-system[gevent]'\n",
+    )
+
+
+def test_nginx_config_names_the_upstream_and_the_listen_address(cli):
+    result = cli(
+        "nginx-config", "--upstream", "10.0.0.5:8000", "--listen", "443 ssl", "--server-name", "credit.example"
+    )
+    assert result.exit_code == 0, result.output
+    assert "    server 10.0.0.5:8000;\n" in result.stdout
+    assert "    listen 443 ssl;\n" in result.stdout and "    server_name credit.example;\n" in result.stdout

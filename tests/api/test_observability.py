@@ -320,6 +320,12 @@ def test_gunicorn_drops_a_dead_workers_live_gauges(monkeypatch, tmp_path, settin
     assert sorted(os.listdir(metrics)) == [f"counter_{dead}.db", f"counter_{alive}.db", f"gauge_livesum_{alive}.db"]
 
 
+def test_serve_trusts_the_proxies_it_is_told_else_gunicorns_default(settings):
+    told = CreditServer(settings, gunicorn_options("127.0.0.1:0", 2, 1, 30, forwarded_allow_ips="10.0.0.0/8")).cfg
+    default = CreditServer(settings, gunicorn_options("127.0.0.1:0", 2, 1, 30)).cfg
+    assert (told.forwarded_allow_ips, default.forwarded_allow_ips) == (["10.0.0.0/8"], ["127.0.0.1", "::1"])
+
+
 def test_each_worker_freezes_what_start_up_built_out_of_the_collectors_reach():
     import gc
 
