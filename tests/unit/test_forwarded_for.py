@@ -33,6 +33,7 @@ def seen_address(allowed: list[str], peer: str, forwarded: str | None) -> str:
         # The address the proxy added is the last one; what the client wrote before it is not believed.
         (["127.0.0.1"], "127.0.0.1", "10.9.9.9, 203.0.113.7", "203.0.113.7"),
         (["127.0.0.1"], "127.0.0.1", None, "127.0.0.1"),  # no header: the peer itself
+        (["127.0.0.1"], "127.0.0.1", "203.0.113.7, ", "127.0.0.1"),  # nothing last: the peer
         (["127.0.0.1"], "", "203.0.113.7", "203.0.113.7"),  # a Unix socket, as gunicorn trusts it
         # Anyone else cannot choose its address.
         (["127.0.0.1", "::1"], "198.51.100.1", "203.0.113.7", "198.51.100.1"),
