@@ -52,7 +52,7 @@ class DeliveryStatus(StrEnum):
 # One line each, as GET /events/types lists them.
 EVENT_DESCRIPTIONS: dict[str, str] = {
     EventType.USER_CREATED: "a user registered (or was created by an admin); data.user is the User",
-    EventType.USER_UPDATED: "a user's email, password, role or active flag changed; data.changed names the fields",
+    EventType.USER_UPDATED: "a user's email, phone, password, role or active flag changed; data.changed names them",
     EventType.USER_DEACTIVATED: "a user was deactivated: no more logins, every token stops working",
     EventType.LOGIN_SUCCEEDED: "a login succeeded; data.identifier is the username or email given",
     EventType.LOGIN_FAILED: "a login failed; data.identifier is what was tried, data.reason why",

@@ -78,6 +78,7 @@ class User(Base):
     username_key: Mapped[str] = mapped_column(String(32), unique=True)
     email: Mapped[str] = mapped_column(String(254))
     email_key: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(16))  # E.164: where SMS notifications go
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(10), default=Role.USER.value)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

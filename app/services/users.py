@@ -48,12 +48,20 @@ class UserService:
         self._auth_state = auth_state
         self._throttle = throttle
 
-    def sign_up(self, username: str, email: str, password: str, client: str) -> User:
+    def sign_up(self, username: str, email: str, password: str, client: str, phone: str | None = None) -> User:
         """Register through the API: each client address may sign up a limited number of times."""
         self._throttle.admit_registration(client)
-        return self.register(username, email, password)
+        return self.register(username, email, password, phone=phone)
 
-    def register(self, username: str, email: str, password: str, role: str = "user", self_service: bool = True) -> User:
+    def register(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        role: str = "user",
+        self_service: bool = True,
+        phone: str | None = None,
+    ) -> User:
         """Create a user; a `user.created` event in the same transaction lets wallets follow.
 
         self_service: the new user registered itself (the event's actor); else whoever acts
@@ -65,6 +73,7 @@ class UserService:
             username_key=username.lower(),
             email=email,
             email_key=email.lower(),
+            phone=phone,
             password_hash=self._passwords.hash(password),
             role=role,
             is_active=True,
@@ -105,10 +114,12 @@ class UserService:
             if verified_hash is not None and user.password_hash != verified_hash:
                 raise InvalidCredentials("current_password is wrong")  # changed meanwhile
             # data.changed of user.updated names these (and "password"), never a value or hash
-            before = {field: getattr(user, field) for field in ("email", "role", "is_active")}
+            before = {field: getattr(user, field) for field in ("email", "phone", "role", "is_active")}
             if "email" in changes and changes["email"].lower() != user.email_key:
                 self._ensure_free(uow.session, email=changes["email"])
                 user.email, user.email_key = changes["email"], changes["email"].lower()
+            if "phone" in changes:
+                user.phone = changes["phone"]
             revoke = False
             if new_hash is not None:
                 user.password_hash, revoke = new_hash, True
@@ -257,6 +268,7 @@ def public_user(user: User) -> dict:
         "id": user.id,
         "username": user.username,
         "email": user.email,
+        "phone": user.phone,
         "role": user.role,
         "is_active": user.is_active,
         "created_at": user.created_at.isoformat(),

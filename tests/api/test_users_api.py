@@ -20,7 +20,7 @@ from app.services.tokens import Tokens
 from app.testing import DEFAULT_PASSWORD, assert_error, bearer, login, make_admin, register
 from tests.helpers import cursor_of
 
-USER_FIELDS = {"id", "username", "email", "role", "is_active", "created_at"}
+USER_FIELDS = {"id", "username", "email", "phone", "role", "is_active", "created_at"}
 
 
 class Actions:

@@ -32,7 +32,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
         Each client address may register a limited number of users per window (by default 10
         an hour); past it, 429 `rate_limited` with Retry-After.
         """
-        user = users.sign_up(body["username"], body["email"], body["password"], client_address())
+        user = users.sign_up(body["username"], body["email"], body["password"], client_address(), body.get("phone"))
         return user, {"Location": url_for("users.get_user", user_id=user.id)}
 
     @blp.route("/auth/login", methods=["POST"], tags=["auth"])
@@ -97,7 +97,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
         body=True,
     )
     def update_user(changes, user_id):
-        """Self: email, password (with current_password). Admin: also role and is_active.
+        """Self: email, phone, password (with current_password). Admin: also role and is_active.
         An auditor: its own password only (anything else is 403).
 
         A wrong current_password counts against the account like a failed login (429
