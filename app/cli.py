@@ -231,7 +231,8 @@ def ledger() -> None:
 
 @ledger.command("verify")
 def ledger_verify() -> None:
-    """Check every invariant: balanced transactions, balances equal entries, none negative."""
+    """Check every invariant: balanced transactions, balances equal entries, none negative,
+    each entry's balance_after the running sum of its wallet."""
     from app import build_container
     from app.services.ledger_verify import LedgerVerifier
 
@@ -251,6 +252,7 @@ def ledger_verify() -> None:
         ("transaction without entries", report.transactions_without_entries),
         ("stored balance differs from entries", report.wrong_balances),
         ("negative balance", report.negative_balances),
+        ("entry's balance_after differs from its wallet's running sum", report.wrong_balances_after),
     ]
     for label, items in problems:
         for item in items:

@@ -49,9 +49,9 @@ def transfer():
         )
         ((created_at,),) = cur.fetchall()  # RETURNING: one row
         cur.execute(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at) "
-            "VALUES (%s, %s, %s, 'transfer', now()), (%s, %s, %s, 'transfer', now())",
-            (tx_id, rows[src][0], -amount, tx_id, rows[dst][0], amount),
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at, balance_after) "
+            "VALUES (%s, %s, %s, 'transfer', now(), %s), (%s, %s, %s, 'transfer', now(), %s)",
+            (tx_id, rows[src][0], -amount, rows[src][1] - amount, tx_id, rows[dst][0], amount, rows[dst][1] + amount),
         )
     return jsonify(
         {

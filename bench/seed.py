@@ -81,12 +81,13 @@ def seed_users(engine: Engine, prefix: str, count: int, funding: int, password_h
         )
         conn.execute(
             text("""
-            INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at)
-            SELECT md5('seed-' || user_id)::uuid::text, leg.account_id, leg.amount, 'deposit', now()
-            FROM (SELECT user_id, 'system:issuance' AS account_id, -CAST(:f AS bigint) AS amount
+            INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at, balance_after)
+            SELECT md5('seed-' || user_id)::uuid::text, leg.account_id, leg.amount, 'deposit', now(), leg.after
+            FROM (SELECT user_id, 'system:issuance' AS account_id, -CAST(:f AS bigint) AS amount, NULL AS after
                   FROM accounts WHERE user_id = ANY(:ids)
                   UNION ALL
-                  SELECT user_id, id, CAST(:f AS bigint) FROM accounts WHERE user_id = ANY(:ids)) leg"""),
+                  SELECT user_id, id, CAST(:f AS bigint), CAST(:f AS bigint)
+                  FROM accounts WHERE user_id = ANY(:ids)) leg"""),
             {"ids": ids, "f": funding},
         )
         conn.execute(
@@ -108,12 +109,14 @@ def add_deposits(engine: Engine, user_id: str, count: int, amount: int) -> None:
         )
         conn.execute(
             text("""
-            INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at)
-            SELECT md5(:u || '-' || g)::uuid::text, leg.account_id, leg.amount, 'deposit', now()
+            INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at, balance_after)
+            SELECT md5(:u || '-' || g)::uuid::text, leg.account_id, leg.amount, 'deposit', now(),
+                   leg.balance + g * CAST(:a AS bigint)
             FROM generate_series(1, :n) g
-            CROSS JOIN (SELECT 'system:issuance' AS account_id, -CAST(:a AS bigint) AS amount, 1 AS o
+            CROSS JOIN (SELECT 'system:issuance' AS account_id, -CAST(:a AS bigint) AS amount, 1 AS o,
+                               NULL::bigint AS balance
                         UNION ALL
-                        SELECT id, CAST(:a AS bigint), 2 FROM accounts WHERE user_id = :u) leg
+                        SELECT id, CAST(:a AS bigint), 2, balance FROM accounts WHERE user_id = :u) leg
             ORDER BY g, leg.o"""),
             {"u": user_id, "n": count, "a": amount},
         )

@@ -3,11 +3,12 @@
 A writer updates the stored balance of each wallet a posting touches, in user-id order
 (so concurrent postings never deadlock) and guarded on the UPDATE itself (a debit only if
 the balance stays >= 0, a leg marked `active` only if its user is active); then it inserts
-the transaction, its entries and, when given one, the idempotency record; it returns the
-wallets' new balances. `StepByStepWriter` runs one statement at a time and, when a guard
-refuses, finds out why (`Refused`). `PipelinedWriter` sends everything in one round trip
-on PostgreSQL and cannot tell why; it raises `NotAsSent` and the ledger redoes the posting
-step by step. Nothing here knows HTTP or the domain's errors; docs/ledger.md has the map.
+the transaction, its entries (a wallet's entry carrying the wallet's `balance_after`) and,
+when given one, the idempotency record; it returns the wallets' new balances.
+`StepByStepWriter` runs one statement at a time and, when a guard refuses, finds out why
+(`Refused`). `PipelinedWriter` sends everything in one round trip on PostgreSQL and cannot
+tell why; it raises `NotAsSent` and the ledger redoes the posting step by step. Nothing
+here knows HTTP or the domain's errors; docs/ledger.md has the map.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ _WALLET_UPDATE = {shape: Precompiled(statement) for shape, statement in _UPDATES
 _INSERT_TRANSACTION = Precompiled(insert(_transactions), column_keys=[c.key for c in _transactions.c])
 INSERT_RECORD = Precompiled(insert(_records), column_keys=[c.key for c in _records.c])
 _ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at")
+_LOCATION = ("account_id", "balance_after")
 _USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
 _WALLET = select(Account).where(Account.user_id == bindparam("user_id"))
 _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
@@ -154,36 +156,49 @@ _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
 )
 
 
+# How an entry's statement finds its account and its `balance_after` (None on a system account):
+BOUND = "bound"  # both given as parameters (`account_id_<n>`, `balance_after_<n>`): step by step
+BY_OWNER = "by_owner"  # the wallet of `owner_<n>`, its balance read back: updated by an earlier statement
+UPDATED_HERE = "updated_here"  # the wallet of `owner_<n>`, its balance as the same statement's update left it
+
+
 @lru_cache(maxsize=32)
-def _insert_entries(by_owner: tuple[bool, ...]) -> Precompiled:
-    return Precompiled(_entries_statement(by_owner))
+def _insert_entries(sources: tuple[str, ...]) -> Precompiled:
+    return Precompiled(_entries_statement(sources))
 
 
-def _entries_statement(by_owner: tuple[bool, ...]) -> Insert:
-    """One INSERT of all of a posting's legs. A leg marked by_owner names its wallet by user
-    (`owner_<n>`), for a pipelined posting that sends this before the wallet ids are known."""
+def _entries_statement(sources: tuple[str, ...], wallet: Any = None) -> Insert:
+    """One INSERT of all of a posting's legs, each leg's account and balance_after found as its
+    source says (BOUND, BY_OWNER, UPDATED_HERE: the `wallet` CTE's RETURNING). A pipelined
+    posting names wallets by owner because it sends this before the wallet ids are known;
+    an earlier statement's update is visible to a later one of the same transaction, but
+    not to a subquery of the statement making it, hence the CTE for the last wallet."""
 
-    def account(leg: int, owner: bool) -> Any:
-        if not owner:
-            return bindparam(f"account_id_{leg}", type_=_entries.c.account_id.type)
+    def owned(column: Any, leg: int) -> Any:
         return (
-            select(_accounts.c.id)
+            select(column)
             .where(_accounts.c.user_id == bindparam(f"owner_{leg}"), _accounts.c.kind == "user")
             .scalar_subquery()
         )
 
+    def located(leg: int, source: str) -> dict[str, Any]:
+        if source == BOUND:
+            return {column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _LOCATION}
+        balance = owned(_accounts.c.balance, leg) if source == BY_OWNER else select(wallet.c.balance).scalar_subquery()
+        return {"account_id": owned(_accounts.c.id, leg), "balance_after": balance}
+
     rows = [
         {
             **{column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS},
-            "account_id": account(leg, owner),
+            **located(leg, source),
         }
-        for leg, owner in enumerate(by_owner)
+        for leg, source in enumerate(sources)
     ]
     return insert(_entries).values(rows)
 
 
 @lru_cache(maxsize=64)
-def _posting_statement(is_debit: bool, active: bool, by_owner: tuple[bool, ...], with_record: bool) -> Precompiled:
+def _posting_statement(is_debit: bool, active: bool, sources: tuple[str, ...], with_record: bool) -> Precompiled:
     """PostgreSQL: one wallet's guarded update, the transaction, its entries and (with_record)
     the idempotency record, as one statement of data-modifying CTEs; returns the wallet's
     row, or nothing if the update was refused. Parameters: the wallet update's, the
@@ -195,7 +210,7 @@ def _posting_statement(is_debit: bool, active: bool, by_owner: tuple[bool, ...],
     wallet = _UPDATES[(is_debit, active)].cte("wallet")
     parts = [
         insert(_transactions).values(values(_transactions, "tx_")).cte("new_transaction"),
-        _entries_statement(by_owner).cte("new_entries"),
+        _entries_statement(sources, wallet).cte("new_entries"),
     ]
     if with_record:
         parts.append(insert(_records).values(values(_records, "key_")).cte("new_record"))
@@ -247,9 +262,11 @@ class StepByStepWriter:
             states.append(WalletState(cast(str, leg.user_id), balance, version))
         _INSERT_TRANSACTION.execute(session, _transaction_row(posting))
         entries = _entry_params(posting)
+        balance_of = {state.user_id: state.balance for state in states}
         for n, leg in enumerate(posting.legs):
             entries[f"account_id_{n}"] = account_of.get(leg.user_id, leg.account_id)
-        _insert_entries((False,) * len(posting.legs)).execute(session, entries)
+            entries[f"balance_after_{n}"] = balance_of.get(cast(str, leg.user_id))
+        _insert_entries((BOUND,) * len(posting.legs)).execute(session, entries)
         if record is not None:
             try:
                 INSERT_RECORD.execute(session, record)
@@ -297,8 +314,8 @@ class PipelinedWriter:
         self._require_preconditions(session, posting)
         *firsts, last = posting.wallet_legs
         now = posting.created_at
-        by_owner = tuple(bool(leg.user_id) for leg in posting.legs)
-        statement = _posting_statement(last.amount < 0, last.active, by_owner, record is not None)
+        sources = tuple(_source(leg, last) for leg in posting.legs)
+        statement = _posting_statement(last.amount < 0, last.active, sources, record is not None)
         params = _posting_params(posting, last, record)
         try:
             with batch(session):
@@ -324,6 +341,13 @@ class PipelinedWriter:
             raise NotAsSent()  # nothing to pipeline the inserts with: step by step it goes
 
 
+def _source(leg: PostingLeg, last: PostingLeg) -> str:
+    """Where a pipelined posting's entry finds its account and balance_after."""
+    if not leg.user_id:
+        return BOUND
+    return UPDATED_HERE if leg.user_id == last.user_id else BY_OWNER
+
+
 def _posting_params(posting: PostingRows, last: PostingLeg, record: dict | None) -> dict:
     """The parameters of `_posting_statement`: last's update, the entries (wallets by owner),
     the transaction's row prefixed tx_ and the record's prefixed key_."""
@@ -333,6 +357,7 @@ def _posting_params(posting: PostingRows, last: PostingLeg, record: dict | None)
             params[f"owner_{n}"] = leg.user_id
         else:
             params[f"account_id_{n}"] = leg.account_id
+            params[f"balance_after_{n}"] = None  # a system account keeps no balance
     params.update({f"tx_{name}": value for name, value in _transaction_row(posting).items()})
     params.update({f"key_{name}": value for name, value in (record or {}).items()})
     return params

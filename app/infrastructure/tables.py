@@ -142,6 +142,8 @@ class LedgerEntry(Base):
         CheckConstraint("amount <> 0", name="amount_nonzero"),
         Index("ix_ledger_entries_account_id_id", "account_id", "id"),
         Index("ix_ledger_entries_account_type_id", "account_id", "tx_type", "id"),
+        # a balance as of a moment (one lookup) and a statement of a period (one range scan)
+        Index("ix_ledger_entries_account_created_id", "account_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -150,6 +152,9 @@ class LedgerEntry(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     tx_type: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the wallet's balance once this entry was applied (entries of a wallet apply in id
+    # order); None on a system account, which keeps no balance
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IdempotencyKey(Base):

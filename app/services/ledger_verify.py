@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.infrastructure.database import Database
 from app.infrastructure.tables import Account, LedgerEntry, Transaction
@@ -21,6 +21,7 @@ class VerifyReport:
     transactions_without_entries: list[str] = field(default_factory=list)
     wrong_balances: list[dict] = field(default_factory=list)
     negative_balances: list[str] = field(default_factory=list)
+    wrong_balances_after: list[dict] = field(default_factory=list)  # the first few entries only
 
     @property
     def ok(self) -> bool:
@@ -29,8 +30,30 @@ class VerifyReport:
             or self.transactions_without_entries
             or self.wrong_balances
             or self.negative_balances
+            or self.wrong_balances_after
             or self.total_balance != self.issued - self.redeemed
         )
+
+
+# Entries of wallets whose balance_after is not the running sum of their wallet's entries in
+# id order (the order the writers applied them); one window over the table.
+_RUNNING = (
+    select(
+        LedgerEntry.id,
+        LedgerEntry.account_id,
+        LedgerEntry.balance_after,
+        func.sum(LedgerEntry.amount).over(partition_by=LedgerEntry.account_id, order_by=LedgerEntry.id).label("sum"),
+    )
+    .join(Account, Account.id == LedgerEntry.account_id)
+    .where(Account.kind == "user")
+    .subquery()
+)
+_WRONG_BALANCES_AFTER = (
+    select(_RUNNING.c.id, _RUNNING.c.account_id, _RUNNING.c.balance_after, _RUNNING.c.sum)
+    .where(or_(_RUNNING.c.balance_after.is_(None), _RUNNING.c.balance_after != _RUNNING.c.sum))
+    .order_by(_RUNNING.c.id)
+    .limit(20)
+)
 
 
 class LedgerVerifier:
@@ -82,6 +105,10 @@ class LedgerVerifier:
                 .tuples()
                 .all()
             )
+            report.wrong_balances_after = [
+                {"entry_id": entry_id, "account_id": account_id, "stored": stored, "entries": int(total)}
+                for entry_id, account_id, stored, total in s.execute(_WRONG_BALANCES_AFTER)
+            ]
         report.issued = -int(system.get("issuance", 0))
         report.redeemed = int(system.get("redemption", 0))
         return report

@@ -4,7 +4,7 @@ database's own refusal of a negative balance."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.infrastructure.database_url import masked_url
@@ -115,3 +115,35 @@ def test_the_database_refuses_a_negative_balance(app, client):
         with engine.begin() as conn:
             conn.execute(text("UPDATE accounts SET balance = balance - 1 WHERE user_id = :u"), {"u": user["id"]})
     assert ledger_snapshot(app) == before
+
+
+def test_every_wallet_entry_carries_the_balance_it_left(app, busy):
+    """Both writers (and the pipelined one's fallback, on PostgreSQL) write balance_after:
+    the running sum of the wallet's entries in id order, ending at the stored balance."""
+    with app.container.database().engine.connect() as conn:
+        rows = conn.execute(
+            select(LedgerEntry.account_id, LedgerEntry.amount, LedgerEntry.balance_after, Account.kind, Account.user_id)
+            .join(Account, Account.id == LedgerEntry.account_id)
+            .order_by(LedgerEntry.id)
+        ).all()
+    running: dict[str, int] = {}
+    for account_id, amount, balance_after, kind, _ in rows:
+        if kind != "user":
+            assert balance_after is None
+            continue
+        running[account_id] = running.get(account_id, 0) + amount
+        assert balance_after == running[account_id]
+    last = {user_id: balance_after for _, _, balance_after, kind, user_id in rows if kind == "user"}
+    assert last == busy["balances"]
+
+
+def test_verify_detects_a_tampered_balance_after(app, credit_cli, busy):
+    with app.container.database().engine.begin() as conn:
+        wallet = conn.scalar(select(Account.id).where(Account.user_id == busy["carol"]))
+        entry = conn.scalar(select(func.min(LedgerEntry.id)).where(LedgerEntry.account_id == wallet))
+        conn.execute(update(LedgerEntry).where(LedgerEntry.id == entry).values(balance_after=999))
+    result = credit_cli("ledger", "verify")
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.output.splitlines() if "balance_after differs" in line)
+    assert f"'entry_id': {entry}" in line and "'stored': 999" in line and "'entries': 5" in line
+    assert "ledger ok" not in result.output

@@ -84,6 +84,7 @@ def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
                 "INSERT INTO idempotency_keys",
             ):
                 assert part in rest
+            assert "balance_after" in rest  # the entries' balances ride in the same statement
             assert writes[0][1] is not None and writes[1][1] == writes[0][1]
             # The event goes out with COMMIT, in a second pipeline: the posting's balances are
             # only known once the first one's results are back.
