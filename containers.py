@@ -16,7 +16,9 @@ from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
 from app.infrastructure.queue import EventQueue
+from app.infrastructure.webhooks import AddressGuard, WebhookSender
 from app.modules.connection_api import ConnectionApiModule
+from app.modules.integration_module import IntegrationModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
@@ -26,6 +28,8 @@ from app.services.auth_state import AuthStateCache
 from app.services.balance_cache import BalanceCache
 from app.services.events import EventFeed
 from app.services.idempotency import IdempotencyStore
+from app.services.integrations.payments import PaymentService
+from app.services.integrations.webhooks import WebhookPolicy, WebhookService
 from app.services.ledger import Ledger
 from app.services.login_throttle import LoginThrottle
 from app.services.passwords import Passwords
@@ -142,4 +146,37 @@ class Container(containers.DeclarativeContainer):
         user_management=user_management,
         wallet_module=wallet_module,
         transactions=transaction_service,
+    )
+
+    # -- integrations: outgoing webhooks and inbound payments ------------------------------------
+    webhook_service = providers.Singleton(
+        WebhookService,
+        database=database,
+        queue=queue,
+        catalog=event_catalog,
+        backbone=event_backbone,
+        guard=providers.Singleton(AddressGuard, allow_private=config.webhook_allow_private),
+        sender=providers.Singleton(WebhookSender, timeout_seconds=config.webhook_timeout_seconds),
+        policy=providers.Singleton(
+            WebhookPolicy.of,
+            retry_schedule=config.webhook_retry_schedule,
+            disable_after_seconds=config.webhook_disable_after_seconds,
+        ),
+    )
+    payment_service = providers.Singleton(
+        PaymentService,
+        database=database,
+        ledger=ledger,
+        stripe_secret=config.stripe_webhook_secret,
+        credits_per_unit=config.payments_credits_per_unit,
+    )
+    integration_module = providers.Singleton(
+        IntegrationModule,
+        connection_api=connection_api,
+        user_management=user_management,
+        wallet_module=wallet_module,
+        transactions_module=transactions_module,
+        webhooks=webhook_service,
+        payments=payment_service,
+        event_backbone=event_backbone,
     )

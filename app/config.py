@@ -57,6 +57,14 @@ class Settings:
     events_sweep_seconds: float = 5.0
     events_relay_delay_seconds: float = 0.02
     events_done_retention_seconds: int = 7 * 24 * 3600
+    # integration_module (API.md "Integrations"); the retry schedule, timeout and disabling
+    # delay are settings so tests can shorten them.
+    webhook_allow_private: bool = False
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"  # seconds after each failure
+    webhook_timeout_seconds: float = 10.0
+    webhook_disable_after_seconds: int = 5 * 24 * 3600
+    stripe_webhook_secret: str = ""
+    payments_credits_per_unit: int = 1
     instance_path: str = field(default_factory=default_instance_path)
 
     def as_dict(self) -> dict:
@@ -129,7 +137,30 @@ def _dev_secret(instance: Path) -> str:
 _NUMBERS = {name: kind for name, kind in get_type_hints(Settings).items() if kind in (int, float)}
 
 
-_POSITIVE = [name for name in _NUMBERS if name.startswith("events_")]
+_POSITIVE = [name for name in _NUMBERS if name.startswith(("events_", "webhook_", "payments_"))]
+# Settings that are true or false: "true"/"false" (or 1/0, yes/no, on/off) in the environment.
+_FLAGS = [name for name, kind in get_type_hints(Settings).items() if kind is bool and name != "secret_key_generated"]
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _flag(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ConfigError(f"CREDIT_{name.upper()} must be true or false, not {value!r}")
+    return text in _TRUE
+
+
+def _schedule(value: str) -> str:
+    """CREDIT_WEBHOOK_RETRY_SCHEDULE: comma-separated positive seconds, kept as text."""
+    try:
+        delays = [float(part) for part in str(value).split(",") if part.strip()]
+    except ValueError:
+        delays = []
+    if not delays or any(delay <= 0 for delay in delays):
+        raise ConfigError("CREDIT_WEBHOOK_RETRY_SCHEDULE must list positive seconds, as 5,300,1800")
+    return ",".join(str(part).strip() for part in str(value).split(",") if part.strip())
 
 
 def load_settings(environ: dict | None = None, **overrides) -> Settings:
@@ -197,4 +228,9 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
     for name in _POSITIVE:
         if name in raw and raw[name] <= 0:
             raise ConfigError(f"CREDIT_{name.upper()} must be positive")
+    for name in _FLAGS:
+        if name in raw:
+            raw[name] = _flag(name, raw[name])
+    if "webhook_retry_schedule" in raw:
+        raw["webhook_retry_schedule"] = _schedule(raw["webhook_retry_schedule"])
     return Settings(**raw)

@@ -74,3 +74,27 @@ def event_type_matches(pattern: str, event_type: str) -> bool:
     if pattern.endswith("."):
         return event_type.startswith(pattern)
     return pattern == event_type
+
+
+# -- integration_module (webhooks and inbound payments) ------------------------------------
+class EndpointStatus(StrEnum):
+    """A webhook endpoint's state; stored in webhook_endpoints.status."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"  # by an admin, by a 410 Gone, or after failing for days
+
+
+class WebhookDeliveryStatus(StrEnum):
+    """Where one event's delivery to one webhook endpoint stands; webhook_deliveries.status."""
+
+    PENDING = "pending"  # not sent yet, or failed and due again at next_attempt_at
+    SUCCEEDED = "succeeded"  # the endpoint answered 2xx
+    FAILED = "failed"  # out of attempts, or its endpoint was disabled: retried only by hand
+
+
+class PaymentStatus(StrEnum):
+    """What became of a received payment event; stored in payment_events.status."""
+
+    CREDITED = "credited"  # the deposit was posted with it
+    UNMATCHED = "unmatched"  # paid, but no active user (or no usable amount) to credit: for an admin
+    IGNORED = "ignored"  # a type or state that moves no money

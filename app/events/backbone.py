@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
 from app.events import store
@@ -57,6 +58,7 @@ class EventBackbone:
         self._pulled = threading.Event()
         self._trigger: threading.Thread | None = None
         self._queue_failed_at = 0.0
+        self._sweeps: list[Callable[[], None]] = []
         queue.when_built(self._register_tasks)
         database.on_events_committed(self.pull)
 
@@ -178,6 +180,17 @@ class EventBackbone:
         for name, first in heads.items():
             if is_due(first, now) and not self.wake(name):
                 self.drain_now(name)
+        for work in list(self._sweeps):
+            self._guarded(work)
+
+    def add_sweep(self, work: Callable[[], None]) -> None:
+        """Run work() in every sweep too: a module's own due work (a webhook's retry falling
+        due, a wake-up lost with a worker), found by the worker's timer like the deliveries."""
+        self._sweeps.append(work)
+
+    def remove_sweep(self, work: Callable[[], None]) -> None:
+        if work in self._sweeps:
+            self._sweeps.remove(work)
 
     def deliver_pending(self, retry_failed: bool = False, rounds: int = 20) -> None:
         """Relay and drain everything now, on this thread (tests; `credit-system events relay

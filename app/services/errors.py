@@ -147,3 +147,17 @@ class RateLimited(DomainError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class InvalidSignature(DomainError):
+    code = "invalid_signature"
+    status = 400
+    message = "the signature of this payment event is missing, invalid or stale"
+    description = "an inbound provider event whose signature is missing, does not match its body, or is stale"
+
+
+class EndpointDisabled(DomainError):
+    code = "endpoint_disabled"
+    status = 409
+    message = "this webhook endpoint is disabled; enable it first (PATCH status active)"
+    description = "the webhook endpoint is disabled: nothing is sent to it until an admin enables it again"

@@ -70,7 +70,7 @@ class Posting:
 
     type: TransactionType
     legs: tuple[Leg, ...]
-    created_by: str
+    created_by: str | None  # the acting user; None for the system (an inbound payment's deposit)
     from_user_id: str | None = None
     to_user_id: str | None = None
     description: str | None = None
