@@ -22,6 +22,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 _ONLY = {"accounts": "kind = 'user'"}  # the system accounts stay
 _TABLES = [
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "payment_events",
     "ledger_entries",
     "transactions",
     "idempotency_keys",

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from app.infrastructure.database import build_engine
 from app.infrastructure import tables_integrations  # noqa: F401 - its tables join Base's metadata
+from app.infrastructure.database import build_engine
 from app.infrastructure.tables import Base
 
 config = context.config

@@ -8,6 +8,7 @@ from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.errors import error_response
 from app.http.guard import AccessGuard
+from app.schemas.common import PageQuerySchema
 from app.schemas.integrations import (
     PaymentPageSchema,
     PaymentQuerySchema,
@@ -22,7 +23,6 @@ from app.schemas.integrations import (
     WebhookEndpointWithSecretSchema,
     WebhookSecretSchema,
 )
-from app.schemas.common import PageQuerySchema
 from app.services.integrations.payments import PaymentService
 from app.services.integrations.webhooks import WebhookService
 
@@ -31,7 +31,7 @@ STRIPE_SIGNATURE = {
     "in": "header",
     "name": "Stripe-Signature",
     "required": True,
-    "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"{t}.{raw body}\">` keyed by CREDIT_STRIPE_WEBHOOK_SECRET",
+    "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">` keyed by CREDIT_STRIPE_WEBHOOK_SECRET',
     "schema": {"type": "string"},
 }
 STRIPE_EVENT = {
@@ -58,7 +58,9 @@ def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Bl
         The URL must be http(s) and resolve to public addresses only (422 otherwise, unless
         CREDIT_WEBHOOK_ALLOW_PRIVATE=true). It receives the events that occur from now on.
         """
-        endpoint = webhooks.create_endpoint(guard.principal(), body["url"], body["event_types"], body.get("description"))
+        endpoint = webhooks.create_endpoint(
+            guard.principal(), body["url"], body["event_types"], body.get("description")
+        )
         return endpoint, {"Location": url_for("webhooks.get_webhook_endpoint", endpoint_id=endpoint["id"])}
 
     @blp.route("/endpoints")
@@ -106,7 +108,12 @@ def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Bl
     @blp.route(f"/endpoints/{ENDPOINT_ID}/test", methods=["POST"])
     @blp.response(202, WebhookDeliverySchema)
     @errors(
-        "bad_request", "payload_too_large", "unsupported_media_type", "forbidden", "not_found", "endpoint_disabled",
+        "bad_request",
+        "payload_too_large",
+        "unsupported_media_type",
+        "forbidden",
+        "not_found",
+        "endpoint_disabled",
         auth=True,
     )
     def test_webhook_endpoint(endpoint_id):
@@ -125,7 +132,12 @@ def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Bl
     @blp.route("/deliveries/<string(maxlength=32):delivery_id>/retry", methods=["POST"])
     @blp.response(202, WebhookDeliverySchema)
     @errors(
-        "bad_request", "payload_too_large", "unsupported_media_type", "forbidden", "not_found", "endpoint_disabled",
+        "bad_request",
+        "payload_too_large",
+        "unsupported_media_type",
+        "forbidden",
+        "not_found",
+        "endpoint_disabled",
         auth=True,
     )
     def retry_webhook_delivery(delivery_id):

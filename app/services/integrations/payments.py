@@ -153,7 +153,9 @@ class PaymentService:
 
     def _record_only(self, row: dict[str, Any], status: PaymentStatus) -> Receipt:
         with self._db.unit_of_work() as uow:
-            recorded = insert_or_skip(uow.session, _payments, {**row, "status": status.value}, "provider", "provider_id")
+            recorded = insert_or_skip(
+                uow.session, _payments, {**row, "status": status.value}, "provider", "provider_id"
+            )
             uow.commit()
         if not recorded:
             return Receipt(self._status_of(row["provider_id"]), duplicate=True)

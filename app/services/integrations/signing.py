@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from standardwebhooks import Webhook  # type: ignore[import-untyped]
+from standardwebhooks import Webhook
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes

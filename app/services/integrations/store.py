@@ -19,5 +19,7 @@ def insert_or_skip(session: Session, table: Table, rows: list[dict[str, Any]] | 
     """
     bind = session.get_bind()
     build = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    statement = build(table).values(rows).on_conflict_do_nothing(index_elements=list(unique))
-    return int(getattr(session.execute(statement), "rowcount", 0) or 0)
+    # Counted from RETURNING: an INSERT's rowcount is not reliable across drivers (psycopg says -1).
+    key = table.c[unique[0]]
+    statement = build(table).values(rows).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+    return len(session.execute(statement).all())

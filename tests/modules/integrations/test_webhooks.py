@@ -142,7 +142,7 @@ def test_429_with_retry_after_is_honoured(credit_app, credit_client, people, rec
     assert delivery["status"] == "pending" and delivery["last_status_code"] == 429
     from datetime import datetime
 
-    wait = (datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.fromisoformat(delivery["created_at"]))
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.fromisoformat(delivery["created_at"])
     assert 0.5 < wait.total_seconds() < 5  # Retry-After's second, not the schedule's minute
 
     credit_app.container.webhook_service().sweep()
@@ -238,9 +238,7 @@ def test_filters_and_creation_time_decide_what_an_endpoint_receives(credit_app, 
     assert [d["event_type"] for d in deliveries(credit_client, people.admin, users_only["id"])] == ["user.created"]
     got = {d["event_type"] for d in deliveries(credit_client, people.admin, everything["id"])}
     assert got >= {"transaction.posted", "user.created"}
-    assert all(
-        json.loads(m.body)["data"].get("transaction", {}).get("type") != "deposit" for m in receiver.received
-    )
+    assert all(json.loads(m.body)["data"].get("transaction", {}).get("type") != "deposit" for m in receiver.received)
 
 
 def test_a_redelivered_event_is_sent_once(credit_app, credit_client, people, receiver):
@@ -252,9 +250,13 @@ def test_a_redelivered_event_is_sent_once(credit_app, credit_client, people, rec
 
     database = credit_app.container.database()
     with database.unit_of_work(write=False) as uow:
-        row = uow.session.execute(
-            select(OutboxEvent).where(OutboxEvent.type == "transaction.posted").order_by(OutboxEvent.id.desc())
-        ).scalars().first()
+        row = (
+            uow.session.execute(
+                select(OutboxEvent).where(OutboxEvent.type == "transaction.posted").order_by(OutboxEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
         event = Event.from_row(row)
     module = credit_app.module_manager.get_module("integration_module")
     for _ in range(2):  # the backbone may deliver an event again: the handler adds nothing
