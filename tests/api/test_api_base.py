@@ -41,4 +41,10 @@ def test_livez_readyz_health(client):
     assert client.get("/readyz").status_code == 200
     health = client.get("/health").get_json()
     assert health["status"] == "healthy"
-    assert set(health["modules"]) == {"connection_api", "user_management", "wallet_module", "transactions_module"}
+    assert set(health["modules"]) == {
+        "connection_api",
+        "user_management",
+        "wallet_module",
+        "transactions_module",
+        "integration_module",
+    }

@@ -21,7 +21,7 @@ import pytest
 from app.config import Settings
 from tests import fixtures_modules
 
-SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
+SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
 SHIPPED_EDGES = {
     ("user_management", "connection_api"),
     ("wallet_module", "connection_api"),
@@ -29,6 +29,10 @@ SHIPPED_EDGES = {
     ("transactions_module", "connection_api"),
     ("transactions_module", "user_management"),
     ("transactions_module", "wallet_module"),
+    ("integration_module", "connection_api"),
+    ("integration_module", "user_management"),
+    ("integration_module", "wallet_module"),
+    ("integration_module", "transactions_module"),
 }
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
@@ -56,7 +60,10 @@ def cli(credit_cli):
 def test_check_on_the_shipped_config_exits_0(cli):
     result = cli("check")
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().splitlines()[-1] == f"ok: 4 modules, load order: {' -> '.join(SHIPPED_ORDER)}"
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == f"ok: {len(SHIPPED_ORDER)} modules, load order: {' -> '.join(SHIPPED_ORDER)}"
+    )
     assert "MOD-" not in result.output
 
 
@@ -127,7 +134,8 @@ def test_check_suggests_the_module_meant(cli):
         ),
         (
             {"CREDIT_MODULES_DISABLED": "user_management"},
-            "MOD-W007 [user_management] disabled module 'user_management' is needed by transactions_module, wallet_module",  # noqa: E501
+            "MOD-W007 [user_management] disabled module 'user_management' is needed by integration_module, "
+            "transactions_module, wallet_module",
         ),
         (
             {"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},
@@ -161,7 +169,9 @@ def test_check_reports_a_module_that_fails_to_initialize(cli):
 def test_check_accepts_a_well_formed_extra_module(cli):
     result = cli("check", CREDIT_MODULES_EXTRA=f"{FX}.problems:Plain")
     assert result.exit_code == 0, result.output
-    assert "ok: 5 modules, load order: connection_api -> plain -> user_management" in result.stdout
+    assert (
+        f"ok: {len(SHIPPED_ORDER) + 1} modules, load order: connection_api -> plain -> user_management" in result.stdout
+    )
 
 
 # -- modules --------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ from app.kernel.findings import Finding, WiringError
 from app.kernel.graph import build_plan, elementary_cycles, topological_order, wire_extra_modules
 from app.kernel.module import Module, is_module_class
 from app.modules.connection_api import ConnectionApiModule
+from app.modules.integration_module import IntegrationModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
 from tests import fixtures_modules
 
-SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
+SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
 FX = "tests.fixtures_modules"
 
 # -- small modules for hand-built containers ----------------------------------------------
@@ -108,6 +109,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "user_management": ("connection_api",),
         "wallet_module": ("connection_api", "user_management"),
         "transactions_module": ("connection_api", "user_management", "wallet_module"),
+        "integration_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
     }
     # Declared and actually received dependencies agree for every shipped module.
     for node in plan.nodes.values():
@@ -117,6 +119,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "user_management": UserManagementModule,
         "wallet_module": WalletModule,
         "transactions_module": TransactionsModule,
+        "integration_module": IntegrationModule,
     }
 
 
@@ -446,9 +449,9 @@ def test_disabling_a_needed_module_is_a_warning(plan_with):
 
 
 def test_disabling_a_leaf_module_is_not_a_finding(plan_with):
-    plan = plan_with(disabled=("transactions_module",))
+    plan = plan_with(disabled=("integration_module",))
     assert plan.findings == []
-    assert plan.disabled == {"transactions_module"}
+    assert plan.disabled == {"integration_module"}
 
 
 def test_disabling_an_unknown_module_is_a_warning_with_suggestion(plan_with):
@@ -491,7 +494,14 @@ def test_extra_module_joins_the_graph_with_injection_by_parameter_name(plan_with
     node = plan.nodes["plain"]
     assert node.actual == ("connection_api",)
     assert node.source == f"CREDIT_MODULES_EXTRA {FX}.problems:Plain"
-    assert plan.load_order == ["connection_api", "plain", "user_management", "wallet_module", "transactions_module"]
+    assert plan.load_order == [
+        "connection_api",
+        "plain",
+        "user_management",
+        "wallet_module",
+        "transactions_module",
+        "integration_module",
+    ]
 
 
 def test_entry_point_group_modules_join_the_graph(plan_with, monkeypatch):

@@ -26,7 +26,7 @@ from tests.fixtures_modules.lifecycle import HANG_SECONDS
 from tests.helpers import FailingWallet, as_admin, as_user
 
 FX = "tests.fixtures_modules"
-SHIPPED = ["connection_api", "user_management", "wallet_module", "transactions_module"]
+SHIPPED = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
 REQUIRED_KEYS = {"status", "module", "dependencies", "last_check", "uptime"}
 
 
@@ -203,12 +203,12 @@ def test_failed_and_skipped_modules_are_unhealthy(app, client):
     assert skipped["dependencies"]["wallet_module"] == "failed"
 
 
-@pytest.mark.credit_settings(modules_disabled="transactions_module")
+@pytest.mark.credit_settings(modules_disabled="integration_module")
 def test_disabled_module_is_left_out_of_aggregate_health(client):
     body = client.get("/health").get_json()
     assert body["status"] == "healthy"
-    assert set(body["modules"]) == set(SHIPPED) - {"transactions_module"}
-    assert client.get("/modules/transactions_module/health").get_json()["status"] == "disabled"
+    assert set(body["modules"]) == set(SHIPPED) - {"integration_module"}
+    assert client.get("/modules/integration_module/health").get_json()["status"] == "disabled"
 
 
 @pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:BrokenHealth,{FX}.lifecycle:BogusHealth")

@@ -23,7 +23,7 @@ from app.testing import FakeCache, assert_error
 from tests import fixtures_modules
 from tests.helpers import FailingWallet, as_admin, as_user
 
-SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module"]
+SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
 
@@ -133,7 +133,11 @@ def test_shipped_modules_initialize_in_order(app, client):
         assert info["load_position"] == position
         assert isinstance(info["init_ms"], float) and info["init_ms"] >= 0
     assert body["modules"]["wallet_module"]["dependencies"] == ["connection_api", "user_management"]
-    assert body["modules"]["user_management"]["dependents"] == ["wallet_module", "transactions_module"]
+    assert body["modules"]["user_management"]["dependents"] == [
+        "wallet_module",
+        "transactions_module",
+        "integration_module",
+    ]
 
 
 @pytest.mark.credit_settings(modules_extra=f"{FX}.lifecycle:RecorderTop,{FX}.lifecycle:Recorder")
@@ -147,6 +151,7 @@ def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
         "wallet_module",
         "recorder_top",
         "transactions_module",
+        "integration_module",
     ]
     assert fixtures_modules.EVENTS == ["recorder.__init__", "recorder.initialize", "recorder_top.initialize"]
 
@@ -193,6 +198,7 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(app):
         "user_management": "initialized",
         "wallet_module": "failed",
         "transactions_module": "skipped",
+        "integration_module": "skipped",
     }
     assert manager.get_module_status("wallet_module")["reason"] == "RuntimeError: wallet backend exploded"
     assert manager.get_module_status("transactions_module")["reason"] == "dependency wallet_module failed"
@@ -280,6 +286,7 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
         "user_management": "disabled",
         "wallet_module": "skipped",
         "transactions_module": "skipped",
+        "integration_module": "skipped",
     }
     assert manager.states["wallet_module"].reason == "dependency user_management disabled"
     assert manager.states["user_management"].instance is None
@@ -290,13 +297,13 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
     assert modules["user_management"]["reason"] == "disabled by configuration"
 
 
-@pytest.mark.credit_settings(modules_disabled="transactions_module")
+@pytest.mark.credit_settings(modules_disabled="integration_module")
 def test_disabled_leaf_module_is_left_out(app):
     manager = app.module_manager
     assert manager.findings == []
-    assert manager.states["transactions_module"].status == "disabled"
-    assert manager.get_module("transactions_module") is None
-    assert all(manager.is_module_loaded(n) for n in SHIPPED_ORDER[:3])
+    assert manager.states["integration_module"].status == "disabled"
+    assert manager.get_module("integration_module") is None
+    assert all(manager.is_module_loaded(n) for n in SHIPPED_ORDER[:4])
 
 
 # -- runtime look-ups ------------------------------------------------------------------------
@@ -317,7 +324,7 @@ def test_runtime_lookups(app, container):
     status = manager.get_module_status("wallet_module")
     assert status["status"] == "initialized"
     assert status["dependencies"] == ["connection_api", "user_management"]
-    assert status["dependents"] == ["transactions_module"]
+    assert status["dependents"] == ["transactions_module", "integration_module"]
     assert status["load_position"] == 2
     assert status["critical"] is True
     assert status["source"] == "app.modules.wallet_module"

@@ -196,6 +196,17 @@ def test_operation_ids_are_unique_readable_and_named_after_their_views(spec):
         ("GET", "/modules/status"): "moduleStatus",
         ("GET", "/modules/{name}/health"): "moduleHealth",
         ("GET", "/metrics"): "metrics",
+        ("POST", "/webhooks/endpoints"): "createWebhookEndpoint",
+        ("GET", "/webhooks/endpoints"): "listWebhookEndpoints",
+        ("GET", "/webhooks/endpoints/{endpoint_id}"): "getWebhookEndpoint",
+        ("PATCH", "/webhooks/endpoints/{endpoint_id}"): "updateWebhookEndpoint",
+        ("DELETE", "/webhooks/endpoints/{endpoint_id}"): "deleteWebhookEndpoint",
+        ("POST", "/webhooks/endpoints/{endpoint_id}/rotate-secret"): "rotateWebhookSecret",
+        ("POST", "/webhooks/endpoints/{endpoint_id}/test"): "testWebhookEndpoint",
+        ("GET", "/webhooks/endpoints/{endpoint_id}/deliveries"): "listWebhookDeliveries",
+        ("POST", "/webhooks/deliveries/{delivery_id}/retry"): "retryWebhookDelivery",
+        ("POST", "/integrations/payments/stripe"): "receiveStripeEvent",
+        ("GET", "/integrations/payments"): "listPayments",
     }
 
 
@@ -320,7 +331,7 @@ def test_request_id_and_location_headers_are_documented_everywhere(spec):
             assert ("X-Request-ID" in headers) == (status != "414"), (method, path, status)
             assert ("Location" in headers) == (status == "201"), (method, path, status)
             created += status == "201"
-    assert created == 5
+    assert created == 6  # users, deposits, withdrawals, transfers, reversals, webhook endpoints
     assert spec["components"]["headers"]["Location"]["required"] is True
     assert spec["components"]["headers"]["X-Request-ID"]["required"] is True
 

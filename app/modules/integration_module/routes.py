@@ -34,11 +34,6 @@ STRIPE_SIGNATURE = {
     "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}">` keyed by CREDIT_STRIPE_WEBHOOK_SECRET',
     "schema": {"type": "string"},
 }
-STRIPE_EVENT = {
-    "required": True,
-    "description": "A Stripe event, e.g. `checkout.session.completed` with `data.object` the Checkout Session",
-    "content": {"application/json": {"schema": {"type": "object"}}},
-}
 
 
 def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Blueprint:
@@ -151,12 +146,18 @@ def build_payments_blueprint(payments: PaymentService, guard: AccessGuard) -> Bl
     blp = Blueprint("payments", __name__, url_prefix="/integrations", description="Inbound payments (top-ups)")
 
     @blp.route("/payments/stripe", methods=["POST"])
-    @blp.doc(parameters=[STRIPE_SIGNATURE], requestBody=STRIPE_EVENT)
+    # The body (a Stripe event) is read raw and verified, not parsed against a schema.
+    @blp.doc(parameters=[STRIPE_SIGNATURE])
     @blp.response(200, PaymentReceiptSchema)
     @errors("bad_request", "invalid_signature", "payload_too_large", "unsupported_media_type", "module_unavailable")
     def receive_stripe_event():
         """A Stripe webhook: a paid `checkout.session.completed` deposits into the wallet of its
         `client_reference_id`, once per session however often it is delivered.
+
+        The body is the Stripe event as JSON (`data.object` the Checkout Session); its
+        `metadata.credits` (digits) or else `amount_total` x CREDIT_PAYMENTS_CREDITS_PER_UNIT is
+        the amount. Other event types are acknowledged and ignored; an unknown user is recorded
+        `unmatched` (GET /integrations/payments?status=unmatched).
 
         The signature of the raw body is checked first (400 `invalid_signature`, nothing
         recorded); 503 `module_unavailable` while CREDIT_STRIPE_WEBHOOK_SECRET is not set.

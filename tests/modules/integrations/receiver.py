@@ -31,7 +31,7 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, secrets: list[str] | None = None) -> None:
+    def __init__(self, secrets: list[str] | None = None, port: int = 0) -> None:
         self.secrets: list[str] = list(secrets or [])
         self.script: deque[Answer] = deque()
         self.default = Answer()
@@ -69,7 +69,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)  # reuses a port just closed
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
