@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.schemas.common import EnumString, PageQuerySchema, no_nul, page_schema
 from app.vocabulary import EndpointStatus, PaymentStatus, WebhookDeliveryStatus
@@ -13,8 +13,23 @@ URL = [validate.Length(min=1, max=2048), no_nul]
 EVENT_PATTERN = [validate.Length(min=1, max=64), validate.Regexp(r"^(\*|[A-Za-z0-9_.]+)$", error="not an event type")]
 
 
+class FlatList(fields.List):
+    """A list whose items' errors are reported as the field's own messages, as the API's
+    `validation_error` details promise (a field maps to a list of strings, never to indexes)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as error:
+            messages = error.messages
+            if isinstance(messages, dict):
+                flat = [f"item {index}: {text}" for index, texts in messages.items() for text in texts]
+                raise ValidationError(flat) from None
+            raise
+
+
 def EventTypes(**kwargs) -> fields.List:
-    return fields.List(
+    return FlatList(
         fields.String(validate=EVENT_PATTERN),
         validate=validate.Length(max=50),
         metadata={

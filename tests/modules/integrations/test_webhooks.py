@@ -332,3 +332,12 @@ def test_without_the_module_the_core_works_and_its_routes_are_gone(credit_client
     assert_error(credit_client.get("/webhooks/endpoints", headers=people.admin.headers), 404, "not_found")
     assert_error(credit_client.get("/integrations/payments", headers=people.admin.headers), 404, "not_found")
     assert credit_client.get("/modules/status").json["modules"]["integration_module"]["status"] == "disabled"
+
+
+def test_a_bad_event_type_is_reported_on_the_field(credit_client, people, receiver):
+    for event_types in (["not a type!"], [5], ["transaction.posted", ""]):
+        response = credit_client.post(
+            "/webhooks/endpoints", json={"url": receiver.url, "event_types": event_types}, headers=people.admin.headers
+        )
+        details = assert_error(response, 422, "validation_error")["details"]
+        assert all(isinstance(message, str) for message in details["event_types"]), details
