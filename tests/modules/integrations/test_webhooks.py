@@ -341,3 +341,24 @@ def test_a_bad_event_type_is_reported_on_the_field(credit_client, people, receiv
         )
         details = assert_error(response, 422, "validation_error")["details"]
         assert all(isinstance(message, str) for message in details["event_types"]), details
+
+
+def test_an_auditor_reads_the_endpoints_and_their_log_but_changes_nothing(credit_client, people, receiver):
+    endpoint = register_endpoint(credit_client, people.admin, receiver.url)
+    auditor = people.add("inspector")
+    promoted = credit_client.patch(f"/users/{auditor.id}", json={"role": "auditor"}, headers=people.admin.headers)
+    assert promoted.status_code == 200, promoted.json
+    assert credit_client.get("/webhooks/endpoints", headers=auditor.headers).status_code == 200
+    assert (
+        credit_client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries", headers=auditor.headers).status_code
+        == 200
+    )
+    assert credit_client.get("/integrations/payments", headers=auditor.headers).status_code == 200
+    assert_error(
+        credit_client.post("/webhooks/endpoints", json={"url": receiver.url}, headers=auditor.headers), 403, "forbidden"
+    )
+    assert_error(
+        credit_client.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret", headers=auditor.headers),
+        403,
+        "forbidden",
+    )
