@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 
 from app.infrastructure.tables import OutboxEvent
 from app.infrastructure.tables_integrations import WebhookDelivery
-from app.testing import assert_error, deliver_events
+from app.testing import assert_error, deliver_events, login
 from tests.modules.integrations.conftest import register_endpoint
 from tests.modules.integrations.receiver import Answer, Receiver
 
@@ -348,6 +349,7 @@ def test_an_auditor_reads_the_endpoints_and_their_log_but_changes_nothing(credit
     auditor = people.add("inspector")
     promoted = credit_client.patch(f"/users/{auditor.id}", json={"role": "auditor"}, headers=people.admin.headers)
     assert promoted.status_code == 200, promoted.json
+    auditor = replace(auditor, token=login(credit_client, "inspector"))  # a new role revoked the old tokens
     assert credit_client.get("/webhooks/endpoints", headers=auditor.headers).status_code == 200
     assert (
         credit_client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries", headers=auditor.headers).status_code
