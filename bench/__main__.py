@@ -8,7 +8,7 @@ bench/subscribers.py) and one `credit-system worker` delivering to it at a lower
 priority (bench/events.py says why); after each transfer run the bench waits for the
 backlog to drain and prints how long that took. The ratios are printed beside those of the
 previous run's results file, when there is one. bench/events.py's throughput and latency
-figures end the run.
+figures, then bench/integrations.py's webhook figures, end the run.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import create_engine
 
 from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
 from bench import events as backbone
+from bench import integrations as webhooks
 from bench import seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
@@ -164,6 +165,7 @@ def main() -> int:
     with scratch_database() as db_url:
         results.update(run(db_url, workdir, args, levels))
         results["events"] = backbone.run(db_url, workdir)
+        results["webhooks"] = webhooks.run(db_url, workdir)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({**results, "previous": None}, indent=2, default=str))
     report(results)
@@ -370,6 +372,7 @@ def report(r: dict) -> None:
         f"seeding took {r['seeding_seconds']} s"
     )
     backbone.report(r["events"])
+    webhooks.report(r["webhooks"])
 
 
 if __name__ == "__main__":
