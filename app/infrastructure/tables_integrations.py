@@ -1,7 +1,7 @@
 """integration_module's tables: webhook endpoints, their deliveries, received payment events.
 
 Same MetaData as app/infrastructure/tables.py (Base), so Alembic and `create_all` see them.
-Migration 0006 creates them.
+Migration 0007 creates them.
 """
 
 from __future__ import annotations

@@ -5,16 +5,16 @@ expiry, for rotation), status and its sender's lease and pause; webhook_deliveri
 per (event, endpoint) with the body as sent and the attempts' outcome; payment_events one
 row per provider payment (unique), recorded in the transaction that posts its deposit.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 00:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
