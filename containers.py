@@ -17,12 +17,14 @@ from app.infrastructure.database import Database, EventBus, build_engine
 from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
 from app.infrastructure.queue import EventQueue
 from app.infrastructure.webhooks import AddressGuard, WebhookSender
+from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
 from app.observability.metrics import Metrics, multiprocess_dir
+from app.services.audit.trail import AuditTrail
 from app.services.auth import AuthService
 from app.services.auth_state import AuthStateCache
 from app.services.balance_cache import BalanceCache
@@ -119,6 +121,11 @@ class Container(containers.DeclarativeContainer):
     wallet_service = providers.Singleton(WalletService, database=database, ledger=ledger, balances=balance_cache)
     transaction_service = providers.Singleton(TransactionService, database=database, ledger=ledger)
 
+    # -- the audit trail ---------------------------------------------------------------
+    audit_trail = providers.Singleton(
+        AuditTrail, database=database, secret_key=config.secret_key, catalog=event_catalog
+    )
+
     # -- modules ----------------------------------------------------------------------
     connection_api = providers.Singleton(
         ConnectionApiModule,
@@ -179,4 +186,7 @@ class Container(containers.DeclarativeContainer):
         webhooks=webhook_service,
         payments=payment_service,
         event_backbone=event_backbone,
+    )
+    audit_module = providers.Singleton(
+        AuditModule, connection_api=connection_api, user_management=user_management, audit_trail=audit_trail
     )

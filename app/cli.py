@@ -327,6 +327,116 @@ def events_relay(drain: bool) -> None:
     click.echo(f"relayed; new deliveries: {handed}")
 
 
+@main.group()
+def audit() -> None:
+    """The audit trail: verify the chain (or an export), sign its head, purge old ranges."""
+
+
+def _audit_trail(settings):
+    from app import build_container
+
+    container = build_container(settings)
+    return container, container.audit_trail()
+
+
+@audit.command("verify")
+@click.option(
+    "--file", "path", type=click.Path(exists=True, dir_okay=False), help="Verify this export instead of the database."
+)
+@click.option(
+    "--checkpoint",
+    help="Verify from a checkpoint (the JSON `audit checkpoint` printed); its signature is checked first.",
+)
+@click.option(
+    "--from-sequence", type=click.IntRange(min=1), help="Verify from this trusted sequence (with --from-hash)."
+)
+@click.option("--from-hash", help="The trusted hash at --from-sequence.")
+def audit_verify(path: str | None, checkpoint: str | None, from_sequence: int | None, from_hash: str | None) -> None:
+    """Recompute the chain; exit 1 naming the first broken entry (altered, relinked or missing)."""
+    import json
+
+    from app.services.audit import export
+    from app.services.errors import ValidationFailed
+
+    if path:
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                verdict = export.verify_text(handle.read())
+        except (export.UnreadableExport, UnicodeDecodeError) as exc:
+            click.echo(f"not verified: {exc}")
+            sys.exit(1)
+        _verdict(verdict, f"file {path}")
+        return
+    settings = _settings()
+    click.echo(_database_line(settings))
+    container, trail = _audit_trail(settings)
+    try:
+        if checkpoint:
+            try:
+                signed = json.loads(checkpoint)
+            except ValueError:
+                signed = None
+            if not trail.is_genuine(signed):
+                click.echo("not verified: the checkpoint's signature does not match (not ours, or edited)")
+                sys.exit(1)
+            from_sequence, from_hash = signed["sequence"], signed["hash"]
+        try:
+            verdict = trail.verify(None, from_sequence, from_hash)
+        except ValidationFailed as exc:
+            raise click.UsageError("--from-sequence and --from-hash go together") from exc
+    finally:
+        container.database().dispose()
+    _verdict(verdict, "database")
+
+
+def _verdict(verdict: dict, what: str) -> None:
+    head = verdict["head"]
+    if verdict["verified"]:
+        click.echo(f"{what}: verified {verdict['entries_checked']} entries; head {head['sequence']} {head['hash']}")
+        return
+    broken = verdict["first_broken"]
+    click.echo(
+        f"{what}: NOT verified: first broken entry {broken['sequence']} ({broken['reason']}); "
+        f"{verdict['entries_checked']} entries verified before it, up to {head['sequence']} {head['hash']}"
+    )
+    sys.exit(1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the chain's head signed with the secret key, and record it as an `audit.checkpoint`
+    event (a webhook or a mail carries it off the machine). Keep it: `audit verify --checkpoint`."""
+    import json
+
+    container, trail = _audit_trail(_settings())
+    try:
+        signed = trail.checkpoint()
+    finally:
+        container.database().dispose()
+    click.echo(json.dumps(signed, separators=(",", ":")))
+
+
+@audit.command("purge")
+@click.option("--before", "before", required=True, help="ISO 8601 date or time (UTC without an offset).")
+def audit_purge(before: str) -> None:
+    """Delete the oldest entries, whole ranges up to the first entry at or after BEFORE, leaving a
+    `retention.purged` entry with the last deleted hash (the chain still verifies)."""
+    import json
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(before)
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise click.BadParameter(f"not an ISO 8601 date or time: {before!r}", param_hint="--before") from None
+    container, trail = _audit_trail(_settings())
+    try:
+        outcome = trail.purge(moment)
+    finally:
+        container.database().dispose()
+    click.echo(json.dumps(outcome, separators=(",", ":")))
+
+
 def _database_problem(container) -> str | None:
     """Why the configured database cannot serve (unreachable, schema not migrated), or None."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError

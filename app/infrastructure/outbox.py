@@ -80,13 +80,14 @@ class DomainEvent:
     data: dict[str, Any] = field(default_factory=dict)
     target_type: str | None = None
     actor_id: Any = _KEEP  # a user id, None for the system, or left out: the context's
+    event_id: str | None = None  # the envelope's id, when the recorder must know it (else a new UUID)
 
     def row(self, occurred_at: datetime) -> dict[str, Any]:
         """The outbox row, stamped now with the event context; `sequence` comes after commit."""
         context = _context.get()
         actor = context.actor_id if self.actor_id is _KEEP else self.actor_id
         return {
-            "event_id": str(uuid.uuid4()),
+            "event_id": self.event_id or str(uuid.uuid4()),
             "sequence": None,
             "type": self.type,
             "occurred_at": occurred_at,
