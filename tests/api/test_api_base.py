@@ -44,6 +44,7 @@ def test_livez_readyz_health(client):
     assert set(health["modules"]) == {
         "connection_api",
         "user_management",
+        "audit_module",
         "wallet_module",
         "transactions_module",
         "integration_module",

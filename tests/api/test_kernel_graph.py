@@ -20,6 +20,7 @@ from app.kernel.discovery import FoundModule, extra_modules, load_import_path, s
 from app.kernel.findings import Finding, WiringError
 from app.kernel.graph import build_plan, elementary_cycles, topological_order, wire_extra_modules
 from app.kernel.module import Module, is_module_class
+from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
 from app.modules.transactions_module import TransactionsModule
@@ -27,7 +28,7 @@ from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
 from tests import fixtures_modules
 
-SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED_ORDER = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
 FX = "tests.fixtures_modules"
 
 # -- small modules for hand-built containers ----------------------------------------------
@@ -107,6 +108,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
     assert {n: plan.nodes[n].dependencies for n in SHIPPED_ORDER} == {
         "connection_api": (),
         "user_management": ("connection_api",),
+        "audit_module": ("connection_api", "user_management"),
         "wallet_module": ("connection_api", "user_management"),
         "transactions_module": ("connection_api", "user_management", "wallet_module"),
         "integration_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
@@ -117,6 +119,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
     assert {n: plan.nodes[n].cls for n in SHIPPED_ORDER} == {
         "connection_api": ConnectionApiModule,
         "user_management": UserManagementModule,
+        "audit_module": AuditModule,
         "wallet_module": WalletModule,
         "transactions_module": TransactionsModule,
         "integration_module": IntegrationModule,
@@ -494,14 +497,7 @@ def test_extra_module_joins_the_graph_with_injection_by_parameter_name(plan_with
     node = plan.nodes["plain"]
     assert node.actual == ("connection_api",)
     assert node.source == f"CREDIT_MODULES_EXTRA {FX}.problems:Plain"
-    assert plan.load_order == [
-        "connection_api",
-        "plain",
-        "user_management",
-        "wallet_module",
-        "transactions_module",
-        "integration_module",
-    ]
+    assert plan.load_order == ["connection_api", "plain", "user_management", *SHIPPED_ORDER[2:]]
 
 
 def test_entry_point_group_modules_join_the_graph(plan_with, monkeypatch):

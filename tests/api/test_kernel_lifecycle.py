@@ -23,7 +23,7 @@ from app.testing import FakeCache, assert_error
 from tests import fixtures_modules
 from tests.helpers import FailingWallet, as_admin, as_user
 
-SHIPPED_ORDER = ["connection_api", "user_management", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED_ORDER = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
 
@@ -134,6 +134,7 @@ def test_shipped_modules_initialize_in_order(app, client):
         assert isinstance(info["init_ms"], float) and info["init_ms"] >= 0
     assert body["modules"]["wallet_module"]["dependencies"] == ["connection_api", "user_management"]
     assert body["modules"]["user_management"]["dependents"] == [
+        "audit_module",
         "wallet_module",
         "transactions_module",
         "integration_module",
@@ -148,6 +149,7 @@ def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
         "connection_api",
         "recorder",
         "user_management",
+        "audit_module",
         "wallet_module",
         "recorder_top",
         "transactions_module",
@@ -196,6 +198,7 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(app):
     assert statuses == {
         "connection_api": "initialized",
         "user_management": "initialized",
+        "audit_module": "initialized",
         "wallet_module": "failed",
         "transactions_module": "skipped",
         "integration_module": "skipped",
@@ -284,6 +287,7 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
     assert {n: s.status for n, s in manager.states.items()} == {
         "connection_api": "initialized",
         "user_management": "disabled",
+        "audit_module": "skipped",
         "wallet_module": "skipped",
         "transactions_module": "skipped",
         "integration_module": "skipped",
@@ -303,7 +307,7 @@ def test_disabled_leaf_module_is_left_out(app):
     assert manager.findings == []
     assert manager.states["integration_module"].status == "disabled"
     assert manager.get_module("integration_module") is None
-    assert all(manager.is_module_loaded(n) for n in SHIPPED_ORDER[:4])
+    assert all(manager.is_module_loaded(n) for n in SHIPPED_ORDER[:-1])
 
 
 # -- runtime look-ups ------------------------------------------------------------------------
@@ -325,7 +329,7 @@ def test_runtime_lookups(app, container):
     assert status["status"] == "initialized"
     assert status["dependencies"] == ["connection_api", "user_management"]
     assert status["dependents"] == ["transactions_module", "integration_module"]
-    assert status["load_position"] == 2
+    assert status["load_position"] == SHIPPED_ORDER.index("wallet_module")
     assert status["critical"] is True
     assert status["source"] == "app.modules.wallet_module"
     assert "reason" not in manager.get_module_status("wallet_module", include_reason=False)
