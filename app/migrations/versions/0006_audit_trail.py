@@ -7,16 +7,16 @@ transaction holds a permit row (inserted and deleted within the purge's own tran
 no other transaction ever sees one). On PostgreSQL statement-level triggers also refuse
 TRUNCATE; SQLite has row triggers only (and no TRUNCATE).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 04:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
