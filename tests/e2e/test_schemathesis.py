@@ -45,6 +45,9 @@ DESCRIBED_422 = {
     "listEventDeliveries": "a cursor this server did not issue",
     "transfer": "to_user_id equal to from_user_id, or a payee deactivated earlier in the run",
     "updateUser": "a new password of one's own without current_password",
+    "listAuditEntries": "an action no known event type starts with, until not after since, or a foreign cursor",
+    "verifyAuditChain": "from_sequence without from_hash or the other way round (a checkpoint is both)",
+    "exportAuditTrail": "until not after since",
     # API.md: an inactive payee is 422, and the admin run deactivates users as it goes.
     **{operation_id: "a payee deactivated earlier in the run" for operation_id in ("deposit", "reverseTransaction")},
     **{
