@@ -1,5 +1,5 @@
 """The audit trail's tables (app.services.audit): the hash-chained entries, and the permit a
-deliberate purge holds while it deletes (the triggers of migration 0007 refuse anything else)."""
+deliberate purge holds while it deletes (the triggers of migration 0008 refuse anything else)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def untriggered(app):
     made again from the migration's own statements."""
     from importlib import import_module
 
-    migration = import_module("app.migrations.versions.0007_audit_trail")
+    migration = import_module("app.migrations.versions.0008_audit_trail")
     engine = app.container.database().engine
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

@@ -7,16 +7,16 @@ transaction holds a permit row (inserted and deleted within the purge's own tran
 no other transaction ever sees one). On PostgreSQL statement-level triggers also refuse
 TRUNCATE; SQLite has row triggers only (and no TRUNCATE).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-29 04:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
