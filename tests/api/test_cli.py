@@ -21,7 +21,14 @@ import pytest
 from app.config import Settings
 from tests import fixtures_modules
 
-SHIPPED_ORDER = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED_ORDER = [
+    "connection_api",
+    "user_management",
+    "audit_module",
+    "wallet_module",
+    "transactions_module",
+    "integration_module",
+]
 SHIPPED_EDGES = {
     ("user_management", "connection_api"),
     ("audit_module", "connection_api"),
@@ -136,8 +143,8 @@ def test_check_suggests_the_module_meant(cli):
         ),
         (
             {"CREDIT_MODULES_DISABLED": "user_management"},
-            "MOD-W007 [user_management] disabled module 'user_management' is needed by audit_module, integration_module, "
-            "transactions_module, wallet_module",
+            "MOD-W007 [user_management] disabled module 'user_management' is needed by audit_module, "
+            "integration_module, transactions_module, wallet_module",
         ),
         (
             {"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},

@@ -28,7 +28,14 @@ from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
 from tests import fixtures_modules
 
-SHIPPED_ORDER = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED_ORDER = [
+    "connection_api",
+    "user_management",
+    "audit_module",
+    "wallet_module",
+    "transactions_module",
+    "integration_module",
+]
 FX = "tests.fixtures_modules"
 
 # -- small modules for hand-built containers ----------------------------------------------

@@ -26,7 +26,14 @@ from tests.fixtures_modules.lifecycle import HANG_SECONDS
 from tests.helpers import FailingWallet, as_admin, as_user
 
 FX = "tests.fixtures_modules"
-SHIPPED = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED = [
+    "connection_api",
+    "user_management",
+    "audit_module",
+    "wallet_module",
+    "transactions_module",
+    "integration_module",
+]
 REQUIRED_KEYS = {"status", "module", "dependencies", "last_check", "uptime"}
 
 

@@ -23,7 +23,14 @@ from app.testing import FakeCache, assert_error
 from tests import fixtures_modules
 from tests.helpers import FailingWallet, as_admin, as_user
 
-SHIPPED_ORDER = ["connection_api", "user_management", "audit_module", "wallet_module", "transactions_module", "integration_module"]
+SHIPPED_ORDER = [
+    "connection_api",
+    "user_management",
+    "audit_module",
+    "wallet_module",
+    "transactions_module",
+    "integration_module",
+]
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
 
