@@ -41,7 +41,8 @@ def build_blueprint(trail: AuditTrail, guard: AccessGuard) -> Blueprint:
     def get_audit_entry(sequence):
         """One audit entry by its sequence (admin, auditor); audited (`audit.read`)."""
         principal = guard.principal()
-        if not sequence.isdigit() or int(sequence) > BIGINT_MAX:
+        # isascii too: "³".isdigit() is True, and int() refuses it.
+        if not (sequence.isascii() and sequence.isdigit()) or int(sequence) > BIGINT_MAX:
             raise NotFound("no audit entry with that sequence")
         return trail.entry(principal, int(sequence))
 

@@ -170,7 +170,7 @@ def test_only_admins_and_auditors_read_the_trail(credit_client, people):
         assert_error(credit_client.get(path, headers=people.alice.headers), 403, "forbidden")
         assert_error(credit_client.get(path), 401, "unauthorized")
         assert credit_client.get(path, headers=auditor).status_code == 200, path
-    for sequence in ("999999", "99999999999999999999", "-1", "1e3"):
+    for sequence in ("999999", "99999999999999999999", "-1", "1e3", "%C2%B3", "%D9%A3"):  # "³", Arabic-Indic 3
         assert_error(credit_client.get(f"/audit/entries/{sequence}", headers=auditor), 404, "not_found")
     for method in ("post", "put", "patch", "delete"):
         assert getattr(credit_client, method)("/audit/entries/1", headers=auditor).status_code == 405
