@@ -98,3 +98,13 @@ class PaymentStatus(StrEnum):
     CREDITED = "credited"  # the deposit was posted with it
     UNMATCHED = "unmatched"  # paid, but no active user (or no usable amount) to credit: for an admin
     IGNORED = "ignored"  # a type or state that moves no money
+
+
+def ascii_int(text: str, max_digits: int = 18) -> int | None:
+    """`text` as a non-negative integer when it is 1 to `max_digits` ASCII digits, else None.
+
+    str.isdigit alone is not enough: "³".isdigit() is True and int("³") raises; ids, sequences,
+    timestamps and headers from outside are read through this one check."""
+    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+        return None
+    return int(text)

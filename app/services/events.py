@@ -13,7 +13,7 @@ from app.infrastructure.tables import utcnow
 from app.services.errors import AlreadyDelivered, Forbidden, NotFound
 from app.services.pagination import cursor_id, decode_cursor, encode_cursor
 from app.services.principal import Principal
-from app.vocabulary import DeliveryStatus
+from app.vocabulary import DeliveryStatus, ascii_int
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,11 @@ class EventFeed:
         """A failed or dead delivery is owed again now (a fresh set of attempts), and its module woken."""
         if not actor.may_act_for():
             raise Forbidden("only an admin may retry an event delivery")
-        if not delivery_id.isdigit() or len(delivery_id) > 18:
+        number = ascii_int(delivery_id)
+        if number is None:
             raise NotFound("no such delivery")
         with self._db.unit_of_work() as uow:
-            row = store.delivery(uow.session, int(delivery_id), lock=True)
+            row = store.delivery(uow.session, number, lock=True)
             if row is None:
                 raise NotFound("no such delivery")
             if row.status == DeliveryStatus.DONE:

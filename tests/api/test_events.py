@@ -264,6 +264,7 @@ def test_retry_brings_a_dead_delivery_back_and_refuses_a_done_one(build):
     assert_error(client.post(f"/events/deliveries/{done['id']}/retry", headers=admin), 409, "already_delivered")
     assert_error(client.post("/events/deliveries/999999/retry", headers=admin), 404, "not_found")
     assert_error(client.post("/events/deliveries/abc/retry", headers=admin), 404, "not_found")
+    assert_error(client.post("/events/deliveries/³/retry", headers=admin), 404, "not_found")  # isdigit, not int
     _, user = user_with_token(client, "gina")
     assert_error(client.post(f"/events/deliveries/{dead['id']}/retry", headers=user), 403, "forbidden")
 

@@ -10,6 +10,8 @@ back what a newer one replaced.
 
 from __future__ import annotations
 
+from app.vocabulary import ascii_int
+
 SEPARATOR = "|"
 
 
@@ -22,9 +24,8 @@ def decode(raw: str | None) -> tuple[int, str] | None:
     if not raw:
         return None
     head, separator, payload = raw.partition(SEPARATOR)
-    if not separator or not (head.isascii() and head.isdigit()):
-        return None
-    return int(head), payload
+    version = ascii_int(head, max_digits=30) if separator else None
+    return None if version is None else (version, payload)
 
 
 def is_newer(version: int, current: str | None) -> bool:

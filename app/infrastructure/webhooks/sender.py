@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from app.infrastructure.webhooks.guard import Target
+from app.vocabulary import ascii_int
 
 MAX_RETRY_AFTER = 24 * 3600.0  # a receiver cannot park a delivery for longer than a day
 USER_AGENT = "credit-system-webhooks/1"
@@ -32,8 +33,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
+    seconds = ascii_int(value, max_digits=12)
+    if seconds is not None:
+        return min(float(seconds), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

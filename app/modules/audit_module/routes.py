@@ -19,6 +19,7 @@ from app.services.audit.export import FORMATS
 from app.services.audit.trail import AuditTrail, Filters
 from app.services.errors import NotFound
 from app.services.pagination import BIGINT_MAX
+from app.vocabulary import ascii_int
 
 
 def build_blueprint(trail: AuditTrail, guard: AccessGuard) -> Blueprint:
@@ -41,10 +42,10 @@ def build_blueprint(trail: AuditTrail, guard: AccessGuard) -> Blueprint:
     def get_audit_entry(sequence):
         """One audit entry by its sequence (admin, auditor); audited (`audit.read`)."""
         principal = guard.principal()
-        # isascii too: "³".isdigit() is True, and int() refuses it.
-        if not (sequence.isascii() and sequence.isdigit()) or int(sequence) > BIGINT_MAX:
+        number = ascii_int(sequence, max_digits=19)
+        if number is None or number > BIGINT_MAX:
             raise NotFound("no audit entry with that sequence")
-        return trail.entry(principal, int(sequence))
+        return trail.entry(principal, number)
 
     @blp.route("/audit/verify")
     @blp.arguments(VerifyQuerySchema, location="query")

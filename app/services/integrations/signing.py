@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
+from app.vocabulary import ascii_int
+
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32  # the spec asks for 24 to 64 random bytes
 STRIPE_TOLERANCE_SECONDS = 300  # Stripe's own libraries' default
@@ -47,8 +49,8 @@ def verify_stripe(
     candidates: list[str] = []
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
-            timestamp = int(value)
+        if key == "t":
+            timestamp = ascii_int(value, max_digits=12)
         elif key == "v1" and value:
             candidates.append(value)
     if timestamp is None or not candidates:

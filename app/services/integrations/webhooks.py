@@ -40,7 +40,7 @@ from app.services.integrations.signing import new_secret, signature_header
 from app.services.integrations.store import insert_or_skip
 from app.services.pagination import cursor_id, cursor_text, decode_cursor, encode_cursor, invalid_cursor
 from app.services.principal import Principal
-from app.vocabulary import EndpointStatus, WebhookDeliveryStatus, event_type_matches
+from app.vocabulary import EndpointStatus, WebhookDeliveryStatus, ascii_int, event_type_matches
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +268,15 @@ class WebhookService:
     def retry(self, actor: Principal, delivery_id: str) -> dict[str, Any]:
         """Send a delivery again now, whatever its state, with a fresh retry schedule."""
         _require_admin(actor)
-        if not delivery_id.isdigit() or len(delivery_id) > 18:
+        number = ascii_int(delivery_id)
+        if number is None:
             raise NotFound("no such delivery")
         now = utcnow()
         with self._db.unit_of_work() as uow:
             row = uow.session.execute(
                 select(_deliveries, _endpoints.c.status.label("endpoint_status"))
                 .join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
-                .where(_deliveries.c.id == int(delivery_id))
+                .where(_deliveries.c.id == number)
             ).first()
             if row is None:
                 raise NotFound("no such delivery")

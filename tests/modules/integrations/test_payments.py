@@ -115,6 +115,7 @@ def test_bad_stale_missing_or_altered_signatures_are_400_and_nothing_is_recorded
         "unsigned": None,
         "empty": "",
         "garbage": "t=abc,v1=zz",
+        "superscript timestamp": "t=³,v1=zz",  # "³".isdigit() is True; int("³") raises
         "no v1": f"t={int(time.time())}",
     }
     for name, header in cases.items():

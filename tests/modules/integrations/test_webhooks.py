@@ -321,6 +321,7 @@ def test_bad_input_and_access(credit_client, people, receiver):
     assert_error(credit_client.get("/webhooks/endpoints/nope", headers=admin), 404, "not_found")
     assert_error(credit_client.post("/webhooks/deliveries/12345/retry", headers=admin), 404, "not_found")
     assert_error(credit_client.post("/webhooks/deliveries/abc/retry", headers=admin), 404, "not_found")
+    assert_error(credit_client.post("/webhooks/deliveries/³/retry", headers=admin), 404, "not_found")
     assert_error(credit_client.get("/webhooks/endpoints/nope/deliveries", headers=admin), 404, "not_found")
     assert_error(credit_client.get("/webhooks/endpoints?cursor=Zm9v", headers=admin), 422, "validation_error")
     assert credit_client.get("/webhooks/endpoints", headers=admin).json["items"] == []
