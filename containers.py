@@ -20,6 +20,7 @@ from app.infrastructure.webhooks import AddressGuard, WebhookSender
 from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
+from app.modules.reporting_module import ReportingModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
@@ -35,6 +36,8 @@ from app.services.integrations.webhooks import WebhookPolicy, WebhookService
 from app.services.ledger import Ledger
 from app.services.login_throttle import LoginThrottle
 from app.services.passwords import Passwords
+from app.services.reports.aggregates import ReportAggregator
+from app.services.reports.reads import ReportService
 from app.services.tokens import Tokens
 from app.services.transactions import TransactionService
 from app.services.users import UserService
@@ -189,4 +192,17 @@ class Container(containers.DeclarativeContainer):
     )
     audit_module = providers.Singleton(
         AuditModule, connection_api=connection_api, user_management=user_management, audit_trail=audit_trail
+    )
+
+    # -- reports: aggregates kept by the module's event handler, reads of the ledger -----
+    report_service = providers.Singleton(ReportService, database=database)
+    report_aggregator = providers.Singleton(ReportAggregator)
+    reporting_module = providers.Singleton(
+        ReportingModule,
+        connection_api=connection_api,
+        user_management=user_management,
+        wallet_module=wallet_module,
+        transactions_module=transactions_module,
+        reports=report_service,
+        aggregator=report_aggregator,
     )

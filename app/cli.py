@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import click
 
@@ -265,6 +265,114 @@ def ledger_verify() -> None:
     if not report.ok:
         sys.exit(1)
     click.echo("ledger ok")
+
+
+@main.group()
+def report() -> None:
+    """Reports for cron jobs: the same data as /reports/summary and /wallet/statement."""
+
+
+def _report_table(rows: Iterable[dict], columns: Sequence[str], output_format: str) -> None:
+    import csv
+
+    if output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([row[column] for column in columns] for row in rows)
+        return
+    rows = list(rows)
+    widths = {c: max([len(c), *(len(str(row[c])) for row in rows)]) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def _report_query(schema, params: dict) -> dict:
+    from marshmallow import ValidationError
+
+    try:
+        return schema.load({name: value for name, value in params.items() if value is not None})
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid options: {exc.messages}") from exc
+
+
+_REPORT_FORMAT = click.option("--format", "output_format", type=click.Choice(["table", "csv"]), default="table")
+
+
+@report.command("summary")
+@click.option("--from", "start", required=True, help="ISO 8601 date or date-time (local time in --tz)")
+@click.option("--to", "end", required=True, help="ISO 8601; the interval is [from, to)")
+@click.option("--interval", type=click.Choice(["day", "week", "month"]), default="day")
+@click.option("--tz", default="UTC", help="IANA time zone of the buckets")
+@_REPORT_FORMAT
+def report_summary(start: str, end: str, interval: str, tz: str, output_format: str) -> None:
+    """Counts and amounts per type, new and active users, per day, week or month."""
+    from app import build_container
+    from app.schemas.reports import SummaryQuerySchema
+    from app.services.errors import DomainError
+    from app.services.reports.reads import TYPE_KEYS, ReportService
+
+    query = _report_query(SummaryQuerySchema(), {"from": start, "to": end, "interval": interval, "tz": tz})
+    container = build_container(_settings())
+    try:
+        buckets = ReportService(container.database()).summary(
+            query["start"], query["end"], query["interval"], query["zone"]
+        )
+    except DomainError as exc:
+        raise click.UsageError(f"{exc.message}: {exc.details}") from exc
+    finally:
+        container.database().dispose()
+    rows = []
+    for bucket in buckets:
+        row = {
+            "start": bucket["start"].astimezone(query["zone"]).isoformat(),
+            "end": bucket["end"].astimezone(query["zone"]).isoformat(),
+        }
+        for key in TYPE_KEYS.values():
+            row[f"{key}_count"], row[f"{key}_amount"] = bucket[key]["count"], bucket[key]["amount"]
+        row.update(new_users=bucket["new_users"], active_users=bucket["active_users"])
+        rows.append(row)
+    columns = ["start", "end", *(f"{k}_{m}" for k in TYPE_KEYS.values() for m in ("count", "amount"))]
+    _report_table(rows, [*columns, "new_users", "active_users"], output_format)
+
+
+@report.command("statement")
+@click.argument("user_id")
+@click.option("--from", "start", help="ISO 8601 (UTC unless an offset is given); default: the beginning")
+@click.option("--to", "end", help="ISO 8601; default: now")
+@_REPORT_FORMAT
+def report_statement(user_id: str, start: str | None, end: str | None, output_format: str) -> None:
+    """A wallet's entries with the balance after each, and its opening and closing balances."""
+    from dataclasses import asdict
+
+    from app import build_container
+    from app.schemas.reports import StatementQuerySchema
+    from app.services.errors import DomainError
+    from app.services.principal import Principal
+    from app.services.reports.reads import ReportService
+    from app.vocabulary import Role
+
+    query = _report_query(StatementQuerySchema(), {"from": start, "to": end})
+    container = build_container(_settings())
+    try:
+        service = ReportService(container.database())
+        operator = Principal("cli", Role.ADMIN.value)  # whoever runs the command reads the database anyway
+        try:
+            head, lines = service.statement(operator, user_id, query["start"], query["end"])
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        columns = ["transaction_id", "type", "amount", "balance_after", "counterparty_id", "created_at"]
+        rows = ({**asdict(line), "created_at": line.created_at.isoformat()} for line in lines)
+        if output_format == "csv":  # streamed: a long statement never sits in memory
+            _report_table(rows, columns, "csv")
+            return
+        click.echo(
+            f"statement of {user_id} from {head['start'].isoformat()} to {head['end'].isoformat()}: "
+            f"opening {head['opening_balance']}, closing {head['closing_balance']}"
+        )
+        _report_table(list(rows), columns, "table")
+    finally:
+        container.database().dispose()
 
 
 @main.command()

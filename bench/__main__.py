@@ -8,7 +8,8 @@ bench/subscribers.py) and one `credit-system worker` delivering to it at a lower
 priority (bench/events.py says why); after each transfer run the bench waits for the
 backlog to drain and prints how long that took. The ratios are printed beside those of the
 previous run's results file, when there is one. bench/events.py's throughput and latency
-figures, then bench/integrations.py's webhook figures, end the run.
+figures, then bench/integrations.py's webhook figures, then bench/reporting.py's (reports at 1,000 and
+1,000,000 transactions) end the run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy import create_engine
 from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
 from bench import events as backbone
 from bench import integrations as webhooks
-from bench import seed
+from bench import reporting, seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
 
@@ -166,6 +167,7 @@ def main() -> int:
         results.update(run(db_url, workdir, args, levels))
         results["events"] = backbone.run(db_url, workdir)
         results["webhooks"] = webhooks.run(db_url, workdir)
+    results["reporting"] = reporting.run()  # its own databases: 1,000 and 1,000,000 transactions
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({**results, "previous": None}, indent=2, default=str))
     report(results)
@@ -373,6 +375,7 @@ def report(r: dict) -> None:
     )
     backbone.report(r["events"])
     webhooks.report(r["webhooks"])
+    reporting.report(r["reporting"])
 
 
 if __name__ == "__main__":

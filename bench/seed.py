@@ -110,8 +110,8 @@ def add_deposits(engine: Engine, user_id: str, count: int, amount: int) -> None:
         conn.execute(
             text("""
             INSERT INTO ledger_entries (transaction_id, account_id, amount, tx_type, created_at, balance_after)
-            SELECT md5(:u || '-' || g)::uuid::text, leg.account_id, leg.amount, 'deposit', now(),
-                   leg.balance + g * CAST(:a AS bigint)
+            SELECT md5(:u || '-' || g)::uuid::text, leg.account_id, leg.amount, 'deposit',
+                   now() - (:n - g) * interval '1 millisecond', leg.balance + g * CAST(:a AS bigint)
             FROM generate_series(1, :n) g
             CROSS JOIN (SELECT 'system:issuance' AS account_id, -CAST(:a AS bigint) AS amount, 1 AS o,
                                NULL::bigint AS balance

@@ -401,3 +401,19 @@ def reversed_by(session: Session, transaction_ids: list[str]) -> dict[str, str]:
     if not transaction_ids:
         return {}
     return {original: reversal for original, reversal in session.execute(_REVERSED_BY, {"ids": transaction_ids})}
+
+
+def balance_as_of(session: Session, account_id: str, moment: datetime) -> int:
+    """The wallet's balance at `moment`: its last entry's balance_after before then (0 if none).
+
+    One lookup on (account_id, created_at, id), however long the wallet's history.
+    """
+    return session.scalar(_BALANCE_AS_OF, {"account_id": account_id, "moment": moment}) or 0
+
+
+_BALANCE_AS_OF = (
+    select(_entries.c.balance_after)
+    .where(_entries.c.account_id == bindparam("account_id"), _entries.c.created_at < bindparam("moment"))
+    .order_by(_entries.c.created_at.desc(), _entries.c.id.desc())
+    .limit(1)
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +41,25 @@ class EnumString(fields.String):
     def __init__(self, enum: type[StrEnum], **kwargs: Any) -> None:
         super().__init__(validate=validate.OneOf([member.value for member in enum]), **kwargs)
         self.enum = enum
+
+
+class Moment(fields.String):
+    """An ISO 8601 date or date-time, with or without an offset (a query parameter); loaded as a
+    datetime, naive when no offset was given (the caller says which zone that means)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not 1 <= len(text) <= 64:
+            raise ValidationError("Not an ISO 8601 date or date-time.")
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError("Not an ISO 8601 date or date-time.") from None
+        try:
+            (moment if moment.tzinfo is None else moment.astimezone(UTC)).replace(tzinfo=UTC).astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValidationError("Out of range.") from None
+        return moment
 
 
 # PostgreSQL text cannot hold NUL characters: refuse them as bad input, not a 500. A Regexp,

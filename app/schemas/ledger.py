@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import Amount, Description, EnumString, PageQuerySchema, no_nul
+from app.schemas.common import Amount, Description, EnumString, Moment, PageQuerySchema, QuerySchema, no_nul
 from app.vocabulary import TransactionType
 
 # Ids in the documentation's examples: placeholders for the caller's own id (after the README's
@@ -78,4 +78,15 @@ class TransactionSchema(Schema):
 class BalanceSchema(Schema):
     user_id = fields.String(required=True)
     balance = fields.Integer(required=True)
-    updated_at = fields.DateTime(required=True, format="iso")
+    updated_at = fields.DateTime(format="iso", metadata={"description": "Without `as_of`: when it last changed"})
+    as_of = fields.DateTime(format="iso", metadata={"description": "With `as_of`: the moment it was read at"})
+
+
+class BalanceQuerySchema(QuerySchema):
+    as_of = Moment(
+        metadata={
+            "description": "The balance at this moment (ISO 8601, UTC unless an offset is given; not in the "
+            "future): the balance after the wallet's last entry before it",
+            "example": "2026-01-31T23:59:59Z",
+        }
+    )

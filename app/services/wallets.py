@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import select
@@ -10,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from app.infrastructure.database import Database
 from app.infrastructure.outbox import DomainEvent
-from app.infrastructure.posting import ensure_wallet
-from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account
+from app.infrastructure.posting import balance_as_of, ensure_wallet
+from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Account, utcnow
 from app.services.balance_cache import Balance, BalanceCache
-from app.services.errors import Forbidden
+from app.services.errors import Forbidden, ValidationFailed
 from app.services.idempotency import IdempotencyRequest, Outcome
 from app.services.ledger import Ledger, Leg, Posting
 from app.services.principal import Principal, require_owner_or_admin
@@ -54,6 +55,18 @@ class WalletService:
         balance = Balance(user_id, cast(int, account.balance), account.updated_at, account.version)
         self._balances.store(balance)
         return balance
+
+    def balance_as_of(self, actor: Principal, user_id: str, moment: datetime) -> dict:
+        """The wallet's balance at a past moment: its last entry's balance_after before then."""
+        require_owner_or_admin(actor, user_id, _OWN_WALLET_ONLY, read=True)
+        if moment > utcnow():
+            raise ValidationFailed.field("as_of", "Must not lie in the future.")
+        with self._db.unit_of_work(write=False) as uow:
+            account_id = uow.session.scalar(select(Account.id).where(Account.user_id == user_id))
+            if account_id is None:
+                self._ledger.require_user(uow, user_id, "user_id", active=False)
+                return {"user_id": user_id, "balance": 0, "as_of": moment}
+            return {"user_id": user_id, "balance": balance_as_of(uow.session, account_id, moment), "as_of": moment}
 
     def deposit(
         self,

@@ -58,6 +58,19 @@ DESCRIBED_422 = {
         operation_id: "a URL that is not http(s) or does not resolve to public addresses only, or an unknown event type"
         for operation_id in ("createWebhookEndpoint", "updateWebhookEndpoint")
     },
+    # Reports: a string that is no calendar date or IANA zone, `from` after `to`, more than 366
+    # buckets, a time off the quarter hours, an `as_of` in the future (each described, 422).
+    **{
+        operation_id: "a date or zone the schema can only describe, or a range the rules refuse"
+        for operation_id in (
+            "getSummary",
+            "getBalances",
+            "getTopUsers",
+            "getStatement",
+            "getBalance",
+            "getVolumesPanel",
+        )
+    },
 }
 # A schema-valid request refused with 400 for what no schema can hold: a payment provider's
 # signature over the raw body, which the fuzzer cannot make.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.http.idempotency import idempotency_request, outcome_response
-from app.schemas.ledger import BalanceSchema, MoneyMovementSchema, TransactionSchema
+from app.schemas.ledger import BalanceQuerySchema, BalanceSchema, MoneyMovementSchema, TransactionSchema
 from app.services.wallets import WalletService
 
 
@@ -25,10 +27,15 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
         guard.principal()
 
     @blp.route("/balance/<string(maxlength=64):user_id>")
+    @blp.arguments(BalanceQuerySchema, location="query")
     @blp.response(200, BalanceSchema)
-    @errors("forbidden", "not_found", auth=True)
-    def get_balance(user_id):
-        """A wallet's balance (owner, admin or auditor)."""
+    @errors("forbidden", "not_found", "validation_error", auth=True)
+    def get_balance(query, user_id):
+        """A wallet's balance, now or `as_of` a past moment (owner, admin or auditor)."""
+        if query["as_of"] is not None:
+            as_of = query["as_of"]
+            as_of = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+            return wallets.balance_as_of(guard.principal(), user_id, as_of)
         return wallets.balance(guard.principal(), user_id)
 
     @blp.route("/deposit", methods=["POST"])
