@@ -105,6 +105,8 @@ def buckets(start: datetime, end: datetime, interval: Interval, tz: ZoneInfo) ->
         following = min(_local_midnight(local, tz), end)
         if following <= edge:  # a calendar day that DST made empty in UTC: nothing to report
             continue
+        if not on_quarter(following):  # a local mean time of old (Amsterdam 1900: +00:19:32)
+            raise ValidationFailed.field("tz", "Its midnights in this interval fall off the quarter hours.")
         out.append(Bucket(edge, following))
         if len(out) > MAX_BUCKETS:
             raise ValidationFailed.field("to", f"The interval holds more than {MAX_BUCKETS} {interval.value}s.")

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.events import Event
 from app.infrastructure.tables import Account, LedgerEntry, Transaction, User
 from app.services.ledger_verify import LedgerVerifier
-from app.testing import assert_error, deliver_events, ledger_snapshot
+from app.testing import assert_error, deliver_events, ledger_snapshot, login
 from tests.helpers import DEFAULT_PASSWORD
 from tests.workload import FlaskHttp, Party, run_workload, setup_parties
 
@@ -299,6 +299,7 @@ def test_reports_are_for_admins_and_auditors(client, people):
         ("/reports/summary?from=2020-01-01&to=2026-01-01&interval=day", "to"),
         ("/reports/summary?from=2026-01-01&to=2026-01-02&tz=Mars/Olympus", "tz"),
         ("/reports/summary?from=2026-01-01&to=2026-01-02&tz=../../etc/passwd", "tz"),
+        ("/reports/summary?from=1900-01-01T00:00:00Z&to=1900-01-05T00:00:00Z&tz=Europe/Amsterdam", "tz"),
         ("/reports/summary?from=yesterday&to=2026-01-02", "from"),
         ("/reports/summary?from=2026-01-01&to=2026-13-02", "to"),
         ("/reports/summary?from=2026-01-01T00:07:00Z&to=2026-01-02", "from"),
@@ -335,3 +336,20 @@ def test_summary_allows_366_buckets_and_a_future_to(client, people):
         "2026-01-19",
         "2026-01-26",
     ]
+
+
+def test_an_auditor_reads_reports_and_statements(client, people):
+    auditor = people.add("audrey")
+    promoted = client.patch(f"/users/{auditor.id}", json={"role": "auditor"}, headers=people.admin.headers)
+    assert promoted.status_code == 200, promoted.get_json()
+    headers = {"Authorization": f"Bearer {login(client, 'audrey')}"}  # a role change ends the old token
+    people.fund(people.alice, 40)
+    for path in (
+        "/reports/summary?from=2026-01-01&to=2026-01-02",
+        "/reports/balances",
+        "/reports/top-users?from=2026-01-01&to=2026-01-02",
+        f"/wallet/statement/{people.alice.id}",
+        f"/wallet/balance/{people.alice.id}?as_of=2026-01-01",
+        "/dashboard/panels/modules.svg",
+    ):
+        assert client.get(path, headers=headers).status_code == 200, path
