@@ -48,4 +48,5 @@ def test_livez_readyz_health(client):
         "wallet_module",
         "transactions_module",
         "integration_module",
+        "reporting_module",
     }

@@ -28,6 +28,7 @@ SHIPPED_ORDER = [
     "wallet_module",
     "transactions_module",
     "integration_module",
+    "reporting_module",
 ]
 SHIPPED_EDGES = {
     ("user_management", "connection_api"),
@@ -42,6 +43,10 @@ SHIPPED_EDGES = {
     ("integration_module", "user_management"),
     ("integration_module", "wallet_module"),
     ("integration_module", "transactions_module"),
+    ("reporting_module", "connection_api"),
+    ("reporting_module", "user_management"),
+    ("reporting_module", "wallet_module"),
+    ("reporting_module", "transactions_module"),
 }
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
@@ -144,7 +149,7 @@ def test_check_suggests_the_module_meant(cli):
         (
             {"CREDIT_MODULES_DISABLED": "user_management"},
             "MOD-W007 [user_management] disabled module 'user_management' is needed by audit_module, "
-            "integration_module, transactions_module, wallet_module",
+            "integration_module, reporting_module, transactions_module, wallet_module",
         ),
         (
             {"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},

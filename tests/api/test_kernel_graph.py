@@ -23,6 +23,7 @@ from app.kernel.module import Module, is_module_class
 from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
+from app.modules.reporting_module import ReportingModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
@@ -35,6 +36,7 @@ SHIPPED_ORDER = [
     "wallet_module",
     "transactions_module",
     "integration_module",
+    "reporting_module",
 ]
 FX = "tests.fixtures_modules"
 
@@ -119,6 +121,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "wallet_module": ("connection_api", "user_management"),
         "transactions_module": ("connection_api", "user_management", "wallet_module"),
         "integration_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
+        "reporting_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
     }
     # Declared and actually received dependencies agree for every shipped module.
     for node in plan.nodes.values():
@@ -130,6 +133,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "wallet_module": WalletModule,
         "transactions_module": TransactionsModule,
         "integration_module": IntegrationModule,
+        "reporting_module": ReportingModule,
     }
 
 

@@ -33,6 +33,7 @@ SHIPPED = [
     "wallet_module",
     "transactions_module",
     "integration_module",
+    "reporting_module",
 ]
 REQUIRED_KEYS = {"status", "module", "dependencies", "last_check", "uptime"}
 

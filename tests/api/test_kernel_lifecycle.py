@@ -30,6 +30,7 @@ SHIPPED_ORDER = [
     "wallet_module",
     "transactions_module",
     "integration_module",
+    "reporting_module",
 ]
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
@@ -145,6 +146,7 @@ def test_shipped_modules_initialize_in_order(app, client):
         "wallet_module",
         "transactions_module",
         "integration_module",
+        "reporting_module",
     ]
 
 
@@ -161,6 +163,7 @@ def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
         "recorder_top",
         "transactions_module",
         "integration_module",
+        "reporting_module",
     ]
     assert fixtures_modules.EVENTS == ["recorder.__init__", "recorder.initialize", "recorder_top.initialize"]
 
@@ -209,6 +212,7 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(app):
         "wallet_module": "failed",
         "transactions_module": "skipped",
         "integration_module": "skipped",
+        "reporting_module": "skipped",
     }
     assert manager.get_module_status("wallet_module")["reason"] == "RuntimeError: wallet backend exploded"
     assert manager.get_module_status("transactions_module")["reason"] == "dependency wallet_module failed"
@@ -298,6 +302,7 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
         "wallet_module": "skipped",
         "transactions_module": "skipped",
         "integration_module": "skipped",
+        "reporting_module": "skipped",
     }
     assert manager.states["wallet_module"].reason == "dependency user_management disabled"
     assert manager.states["user_management"].instance is None
@@ -335,7 +340,7 @@ def test_runtime_lookups(app, container):
     status = manager.get_module_status("wallet_module")
     assert status["status"] == "initialized"
     assert status["dependencies"] == ["connection_api", "user_management"]
-    assert status["dependents"] == ["transactions_module", "integration_module"]
+    assert status["dependents"] == ["transactions_module", "integration_module", "reporting_module"]
     assert status["load_position"] == SHIPPED_ORDER.index("wallet_module")
     assert status["critical"] is True
     assert status["source"] == "app.modules.wallet_module"
