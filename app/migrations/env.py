@@ -2,8 +2,10 @@
 
 from alembic import context
 
-from app.infrastructure import tables_integrations  # noqa: F401 - its tables join Base's metadata
-from app.infrastructure import tables_reporting  # noqa: F401  (its tables join Base.metadata)
+from app.infrastructure import (
+    tables_integrations,  # noqa: F401 - its tables join Base's metadata
+    tables_reporting,  # noqa: F401  (its tables join Base.metadata)
+)
 from app.infrastructure.database import build_engine
 from app.infrastructure.tables import Base
 

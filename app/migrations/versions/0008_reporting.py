@@ -5,8 +5,8 @@ that exist already are folded in here, from the ledger itself, and the events th
 announced them are marked counted: a delivery of one of them later (an event not yet
 relayed when this ran) counts nothing twice.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 00:00:00
 """
 
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
