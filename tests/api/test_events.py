@@ -392,7 +392,7 @@ def test_purge_drops_old_done_deliveries_only(build):
     from app.infrastructure.tables import utcnow
 
     # Only the fixture modules subscribe: the shipped ones' done deliveries would be purged too.
-    app = build("Grumpy", "Journal", events_max_attempts=1, modules_disabled="integration_module")
+    app = build("Grumpy", "Journal", events_max_attempts=1, modules_disabled="integration_module,reporting_module")
     register(app.test_client(), "purged")
     done = len(deliveries(app, "journal"))
     audited = len(deliveries(app, "audit_module"))  # the shipped subscriber's, done as well

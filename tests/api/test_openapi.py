@@ -46,10 +46,12 @@ def _openapi_path(rule: str) -> str:
 
 
 def _routes(app):
-    """(OpenAPI path, method, endpoint) of every served route but Flask's static files and the
-    documentation plumbing (/openapi.json, /docs and its assets), deliberately left out."""
+    """(OpenAPI path, method, endpoint) of every served route but Flask's static files, the
+    documentation plumbing (/openapi.json, /docs and its assets) and, likewise, the /dashboard
+    page and its assets (HTML for a browser; its data comes from documented operations),
+    deliberately left out."""
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static" or rule.endpoint.startswith("api-docs."):
+        if rule.endpoint == "static" or rule.endpoint.startswith(("api-docs.", "dashboard.")):
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield _openapi_path(rule.rule), method.lower(), rule.endpoint
@@ -211,6 +213,12 @@ def test_operation_ids_are_unique_readable_and_named_after_their_views(spec):
         ("POST", "/webhooks/deliveries/{delivery_id}/retry"): "retryWebhookDelivery",
         ("POST", "/integrations/payments/stripe"): "receiveStripeEvent",
         ("GET", "/integrations/payments"): "listPayments",
+        ("GET", "/reports/summary"): "getSummary",
+        ("GET", "/reports/balances"): "getBalances",
+        ("GET", "/reports/top-users"): "getTopUsers",
+        ("GET", "/wallet/statement/{user_id}"): "getStatement",
+        ("GET", "/dashboard/panels/volumes.svg"): "getVolumesPanel",
+        ("GET", "/dashboard/panels/modules.svg"): "getModulesPanel",
     }
 
 
