@@ -116,6 +116,10 @@ class PanelQuerySchema(QuerySchema):
         return data
 
 
+class PanelSchema(Schema):
+    svg = fields.String(required=True, metadata={"description": "An SVG image rendered by the server"})
+
+
 class Totals(Schema):
     count = fields.Integer(required=True)
     amount = fields.Integer(required=True)

@@ -19,6 +19,7 @@ from app.schemas.reports import (
     BalancesQuerySchema,
     BalancesSchema,
     PanelQuerySchema,
+    PanelSchema,
     StatementQuerySchema,
     StatementSchema,
     SummaryQuerySchema,
@@ -41,9 +42,6 @@ CSV_DOC = {
             }
         }
     }
-}
-SVG_DOC = {
-    "responses": {200: {"description": "An SVG image", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}
 }
 
 
@@ -131,24 +129,24 @@ def build_blueprint(reports: ReportService, guard: AccessGuard, manager) -> Blue
 
     @blp.route("/dashboard/panels/volumes.svg")
     @blp.arguments(PanelQuerySchema, location="query")
-    @blp.doc(**SVG_DOC)
+    @blp.response(200, PanelSchema)
     @errors("forbidden", "validation_error", auth=True)
     def get_volumes_panel(query):
         """The dashboard's chart: credits moved per day over the last `days` days, by type (SVG)."""
         _reader(guard)
         start, end = last_days(query["days"], query["zone"])
         buckets = reports.summary(start, end, Interval.DAY, query["zone"])
-        return Response(volumes_svg(buckets, query["zone"]), mimetype="image/svg+xml")
+        return {"svg": volumes_svg(buckets, query["zone"])}
 
     @blp.route("/dashboard/panels/modules.svg")
-    @blp.doc(**SVG_DOC)
+    @blp.response(200, PanelSchema)
     @errors("forbidden", auth=True)
     def get_modules_panel():
         """The dashboard's module graph: each module's status and event backlog (SVG)."""
         _reader(guard)
         status = manager.status_report(include_reasons=False)
         health = {name: manager.get_module_health(name) for name in status["load_order"]}
-        return Response(module_graph_svg(status, health), mimetype="image/svg+xml")
+        return {"svg": module_graph_svg(status, health)}
 
     return blp
 

@@ -5,9 +5,9 @@
 const TOKEN = "credit-dashboard-token";
 const $ = (id) => document.getElementById(id);
 
-async function api(path, accept) {
+async function api(path) {
   const response = await fetch(path, {
-    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN), Accept: accept || "application/json" },
+    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN), Accept: "application/json" },
   });
   if (response.status === 401) {
     signOut();
@@ -20,7 +20,7 @@ async function api(path, accept) {
     error.status = response.status;
     throw error;
   }
-  return accept === "image/svg+xml" ? response.text() : response.json();
+  return response.json();
 }
 
 function showSvg(element, markup) {
@@ -34,10 +34,10 @@ async function loadVolumes() {
   const tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   const query = "days=" + encodeURIComponent(days) + "&tz=" + encodeURIComponent(tz);
   try {
-    showSvg($("volumes"), await api("/dashboard/panels/volumes.svg?" + query, "image/svg+xml"));
+    showSvg($("volumes"), (await api("/dashboard/panels/volumes.svg?" + query)).svg);
   } catch (error) {
     // A zone this server does not know: chart in UTC instead.
-    showSvg($("volumes"), await api("/dashboard/panels/volumes.svg?days=" + days, "image/svg+xml"));
+    showSvg($("volumes"), (await api("/dashboard/panels/volumes.svg?days=" + days)).svg);
   }
 }
 
@@ -74,7 +74,7 @@ async function loadDead() {
 async function refresh() {
   $("panel-error").textContent = "";
   const jobs = [loadFigures(), loadVolumes(), loadDead(),
-    api("/dashboard/panels/modules.svg", "image/svg+xml").then((svg) => showSvg($("modules"), svg))];
+    api("/dashboard/panels/modules.svg").then((panel) => showSvg($("modules"), panel.svg))];
   for (const result of await Promise.allSettled(jobs)) {
     if (result.status === "rejected") $("panel-error").textContent = result.reason.message;
   }
