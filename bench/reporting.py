@@ -3,7 +3,7 @@
 For each size (1,000 and 1,000,000 transactions by default) it seeds a scratch PostgreSQL
 database at migration 0005 in SQL (200 funded users, then deposits, withdrawals and
 transfers spread over the last 60 days), upgrades it to head, so migration 0006 backfills
-`balance_after` and 0008 folds the history into the report aggregates, and then times
+`balance_after` and 0009 folds the history into the report aggregates, and then times
 through the app's WSGI interface (no HTTP server sharing the CPU): a 30-day daily summary
 (UTC, and Europe/Berlin for comparison) and a wallet's balance `as_of` a random past moment,
 as p50 of many requests, and prints the large/small ratio of each (target <= 1.5). On the
@@ -213,7 +213,7 @@ def run(small: int = 1_000, large: int = 1_000_000, requests_each: int = 50) -> 
             started = time.perf_counter()
             seed_history(url, size)
             seeded = time.perf_counter()
-            upgrade(url)  # 0006 backfills balance_after, 0008 the aggregates
+            upgrade(url)  # 0006 backfills balance_after, 0009 the aggregates
             migrated = time.perf_counter()
             sizes[size] = measure(url, workdir, requests_each, statement=size == large)
             sizes[size]["seed_s"] = round(seeded - started, 1)
@@ -227,7 +227,7 @@ def report(r: dict) -> None:
     for row in (small, large):
         print(
             f"{row['transactions']:>9,} transactions ({row['entries']:,} entries; seeded in {row['seed_s']} s, "
-            f"migrations 0006-0008 backfilled in {row['migrate_s']} s): 30-day daily summary p50 "
+            f"migrations 0006-0009 backfilled in {row['migrate_s']} s): 30-day daily summary p50 "
             f"{row['summary_utc_p50_ms']} ms (UTC), {row['summary_berlin_p50_ms']} ms (Europe/Berlin); "
             f"balance as_of p50 {row['balance_as_of_p50_ms']} ms"
         )

@@ -1,4 +1,4 @@
-"""reporting_module's tables: the aggregates its event handler maintains (migration 0008).
+"""reporting_module's tables: the aggregates its event handler maintains (migration 0009).
 
 Totals are kept at two grains in UTC: whole days, and quarter hours. A summary's bucket
 boundaries in any IANA zone fall on quarter hours (every UTC offset in use is a multiple of

@@ -1,4 +1,4 @@
-"""Migration 0008 folds a ledger that predates it into the aggregates, on SQLite and
+"""Migration 0009 folds a ledger that predates it into the aggregates, on SQLite and
 PostgreSQL: the same report as the event handler builds; the events it already counted
 count nothing when they are delivered afterwards."""
 
@@ -37,7 +37,7 @@ def test_the_migration_backfills_what_the_handler_would_have_counted(app, client
     assert by_handler and by_handler[-1]["transfers"] == {"count": 2, "amount": 70}
 
     app.container.database().engine.dispose()
-    command.downgrade(alembic_config(credit_database_url), "0007")
+    command.downgrade(alembic_config(credit_database_url), "0008")
     upgrade(credit_database_url)
     assert totals(app) == handled
     assert month_summary(client, people.admin.headers) == by_handler

@@ -5,8 +5,8 @@ that exist already are folded in here, from the ledger itself, and the events th
 announced them are marked counted: a delivery of one of them later (an event not yet
 relayed when this ran) counts nothing twice.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 00:00:00
 """
 
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
