@@ -14,12 +14,14 @@ from app.http.guard import AccessGuard
 from app.http.idempotency import TransactionRenderer
 from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
+from app.infrastructure.notify import build_mailer, build_sms_gateway
 from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
 from app.infrastructure.queue import EventQueue
 from app.infrastructure.webhooks import AddressGuard, WebhookSender
 from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
+from app.modules.notification_module import NotificationModule
 from app.modules.reporting_module import ReportingModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
@@ -35,6 +37,7 @@ from app.services.integrations.payments import PaymentService
 from app.services.integrations.webhooks import WebhookPolicy, WebhookService
 from app.services.ledger import Ledger
 from app.services.login_throttle import LoginThrottle
+from app.services.notifications import NotificationService, Recorder, Renderer, RetryPolicy, Sender
 from app.services.passwords import Passwords
 from app.services.reports.aggregates import ReportAggregator
 from app.services.reports.reads import ReportService
@@ -205,4 +208,34 @@ class Container(containers.DeclarativeContainer):
         transactions_module=transactions_module,
         reports=report_service,
         aggregator=report_aggregator,
+    )
+
+    # -- notifications (notification_module) ------------------------------------------------
+    notification_renderer = providers.Singleton(Renderer, override_folder=config.notifications_templates)
+    notification_mailer = providers.Singleton(build_mailer, url=config.mail_url)
+    notification_sms = providers.Singleton(build_sms_gateway, url=config.sms_url)
+    notification_sender = providers.Singleton(
+        Sender,
+        database=database,
+        mailer=notification_mailer,
+        sms=notification_sms,
+        renderer=notification_renderer,
+        mail_from=config.mail_from,
+        sms_from=config.sms_from,
+        policy=providers.Singleton(
+            RetryPolicy,
+            max_attempts=config.notifications_max_attempts,
+            base_seconds=config.notifications_retry_base_seconds,
+        ),
+    )
+    notification_module = providers.Singleton(
+        NotificationModule,
+        connection_api=connection_api,
+        user_management=user_management,
+        wallet_module=wallet_module,
+        notifications=providers.Singleton(NotificationService, database=database),
+        recorder=providers.Singleton(Recorder, renderer=notification_renderer),
+        sender=notification_sender,
+        queue=queue,
+        event_backbone=event_backbone,
     )

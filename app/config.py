@@ -14,6 +14,7 @@ import yaml
 
 from app.infrastructure.cache import check_cache_url
 from app.infrastructure.database_url import check_database_url
+from app.infrastructure.notify import check_mail_url, check_sms_url
 from app.infrastructure.queue import check_queue_url, default_queue_url
 
 MIN_SECRET_KEY_BYTES = 32  # HS256's own key size: a shorter key can be brute-forced from one token
@@ -65,6 +66,14 @@ class Settings:
     webhook_disable_after_seconds: int = 5 * 24 * 3600
     stripe_webhook_secret: str = ""
     payments_credits_per_unit: int = 1
+    # notification_module (file:// means a folder in the instance folder: instance/mail, instance/sms)
+    mail_url: str = "file://"
+    mail_from: str = "credits@localhost"
+    sms_url: str = "file://"
+    sms_from: str = ""
+    notifications_templates: str = ""  # a folder whose templates override the built-in ones by name
+    notifications_max_attempts: int = 5
+    notifications_retry_base_seconds: float = 30.0
     instance_path: str = field(default_factory=default_instance_path)
 
     def as_dict(self) -> dict:
@@ -233,4 +242,21 @@ def load_settings(environ: dict | None = None, **overrides) -> Settings:
             raw[name] = _flag(name, raw[name])
     if "webhook_retry_schedule" in raw:
         raw["webhook_retry_schedule"] = _schedule(raw["webhook_retry_schedule"])
+    _notification_settings(raw, instance)
     return Settings(**raw)
+
+
+def _notification_settings(raw: dict, instance: Path) -> None:
+    """Mail and SMS URLs checked, `file://` resolved to its folder in the instance folder."""
+    for name, check, folder in (("mail_url", check_mail_url, "mail"), ("sms_url", check_sms_url, "sms")):
+        url = str(raw.get(name) or "file://")
+        if url == "file://":
+            url = f"file://{instance / folder}"
+        try:
+            check(url)
+        except ValueError as exc:
+            raise ConfigError(f"CREDIT_{name.upper()}: {exc}") from exc
+        raw[name] = url
+    for name in ("notifications_max_attempts", "notifications_retry_base_seconds"):
+        if name in raw and raw[name] <= 0:
+            raise ConfigError(f"CREDIT_{name.upper()} must be positive")

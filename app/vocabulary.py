@@ -49,6 +49,33 @@ class DeliveryStatus(StrEnum):
     DONE = "done"  # handled; its effect committed with this mark
 
 
+class NotificationTopic(StrEnum):
+    """What a notification is about; users choose channels per topic (notification_module)."""
+
+    TRANSFER_RECEIVED = "transfer_received"
+    TRANSFER_SENT = "transfer_sent"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    REVERSAL = "reversal"
+    LOW_BALANCE = "low_balance"
+    SECURITY = "security"  # password, role, deactivation: its email cannot be turned off
+
+
+class NotificationChannel(StrEnum):
+    IN_APP = "in_app"
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class NotificationStatus(StrEnum):
+    """Where one email or SMS stands; stored in notification_deliveries.status."""
+
+    QUEUED = "queued"  # to be sent (or being sent, while claimed), retried after a transient failure
+    SENT = "sent"
+    FAILED = "failed"  # a permanent failure, or out of attempts
+    SUPPRESSED = "suppressed"  # wanted but impossible (an SMS to a user without a phone)
+
+
 # One line each, as GET /events/types lists them.
 EVENT_DESCRIPTIONS: dict[str, str] = {
     EventType.USER_CREATED: "a user registered (or was created by an admin); data.user is the User",

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine
 from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
 from bench import events as backbone
 from bench import integrations as webhooks
-from bench import reporting, seed
+from bench import notifications, reporting, seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
 
@@ -168,6 +168,7 @@ def main() -> int:
         results["events"] = backbone.run(db_url, workdir)
         results["webhooks"] = webhooks.run(db_url, workdir)
     results["reporting"] = reporting.run()  # its own databases: 1,000 and 1,000,000 transactions
+    results["notifications"] = notifications.run(300)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({**results, "previous": None}, indent=2, default=str))
     report(results)
@@ -376,6 +377,8 @@ def report(r: dict) -> None:
     backbone.report(r["events"])
     webhooks.report(r["webhooks"])
     reporting.report(r["reporting"])
+    if r.get("notifications"):
+        notifications.report(r["notifications"])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ SHIPPED_ORDER = [
     "user_management",
     "audit_module",
     "wallet_module",
+    "notification_module",
     "transactions_module",
     "integration_module",
     "reporting_module",
@@ -47,6 +48,9 @@ SHIPPED_EDGES = {
     ("reporting_module", "user_management"),
     ("reporting_module", "wallet_module"),
     ("reporting_module", "transactions_module"),
+    ("notification_module", "connection_api"),
+    ("notification_module", "user_management"),
+    ("notification_module", "wallet_module"),
 }
 FX = "tests.fixtures_modules"
 CYCLE = f"{FX}.cycle:Alpha,{FX}.cycle:Beta,{FX}.cycle:Gamma"
@@ -149,7 +153,7 @@ def test_check_suggests_the_module_meant(cli):
         (
             {"CREDIT_MODULES_DISABLED": "user_management"},
             "MOD-W007 [user_management] disabled module 'user_management' is needed by audit_module, "
-            "integration_module, reporting_module, transactions_module, wallet_module",
+            "integration_module, notification_module, reporting_module, transactions_module, wallet_module",
         ),
         (
             {"CREDIT_MODULES_EXTRA": f"{FX}.no_such_file:Thing"},

@@ -23,6 +23,7 @@ from app.kernel.module import Module, is_module_class
 from app.modules.audit_module import AuditModule
 from app.modules.connection_api import ConnectionApiModule
 from app.modules.integration_module import IntegrationModule
+from app.modules.notification_module import NotificationModule
 from app.modules.reporting_module import ReportingModule
 from app.modules.transactions_module import TransactionsModule
 from app.modules.user_management import UserManagementModule
@@ -34,6 +35,7 @@ SHIPPED_ORDER = [
     "user_management",
     "audit_module",
     "wallet_module",
+    "notification_module",
     "transactions_module",
     "integration_module",
     "reporting_module",
@@ -119,6 +121,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "user_management": ("connection_api",),
         "audit_module": ("connection_api", "user_management"),
         "wallet_module": ("connection_api", "user_management"),
+        "notification_module": ("connection_api", "user_management", "wallet_module"),
         "transactions_module": ("connection_api", "user_management", "wallet_module"),
         "integration_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
         "reporting_module": ("connection_api", "transactions_module", "user_management", "wallet_module"),
@@ -131,6 +134,7 @@ def test_shipped_graph_is_clean_and_ordered_dependencies_first(plan_with):
         "user_management": UserManagementModule,
         "audit_module": AuditModule,
         "wallet_module": WalletModule,
+        "notification_module": NotificationModule,
         "transactions_module": TransactionsModule,
         "integration_module": IntegrationModule,
         "reporting_module": ReportingModule,

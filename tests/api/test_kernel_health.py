@@ -31,6 +31,7 @@ SHIPPED = [
     "user_management",
     "audit_module",
     "wallet_module",
+    "notification_module",
     "transactions_module",
     "integration_module",
     "reporting_module",

@@ -28,6 +28,7 @@ SHIPPED_ORDER = [
     "user_management",
     "audit_module",
     "wallet_module",
+    "notification_module",
     "transactions_module",
     "integration_module",
     "reporting_module",
@@ -144,6 +145,7 @@ def test_shipped_modules_initialize_in_order(app, client):
     assert body["modules"]["user_management"]["dependents"] == [
         "audit_module",
         "wallet_module",
+        "notification_module",
         "transactions_module",
         "integration_module",
         "reporting_module",
@@ -160,6 +162,7 @@ def test_initialize_runs_in_load_order_and_shutdown_in_reverse(app):
         "user_management",
         "audit_module",
         "wallet_module",
+        "notification_module",
         "recorder_top",
         "transactions_module",
         "integration_module",
@@ -210,6 +213,7 @@ def test_failing_initialize_isolates_the_module_and_skips_its_dependents(app):
         "user_management": "initialized",
         "audit_module": "initialized",
         "wallet_module": "failed",
+        "notification_module": "skipped",
         "transactions_module": "skipped",
         "integration_module": "skipped",
         "reporting_module": "skipped",
@@ -300,6 +304,7 @@ def test_disabling_a_needed_module_skips_its_dependents(app, client):
         "user_management": "disabled",
         "audit_module": "skipped",
         "wallet_module": "skipped",
+        "notification_module": "skipped",
         "transactions_module": "skipped",
         "integration_module": "skipped",
         "reporting_module": "skipped",
@@ -340,7 +345,12 @@ def test_runtime_lookups(app, container):
     status = manager.get_module_status("wallet_module")
     assert status["status"] == "initialized"
     assert status["dependencies"] == ["connection_api", "user_management"]
-    assert status["dependents"] == ["transactions_module", "integration_module", "reporting_module"]
+    assert status["dependents"] == [
+        "notification_module",
+        "transactions_module",
+        "integration_module",
+        "reporting_module",
+    ]
     assert status["load_position"] == SHIPPED_ORDER.index("wallet_module")
     assert status["critical"] is True
     assert status["source"] == "app.modules.wallet_module"

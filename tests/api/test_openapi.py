@@ -219,6 +219,12 @@ def test_operation_ids_are_unique_readable_and_named_after_their_views(spec):
         ("GET", "/wallet/statement/{user_id}"): "getStatement",
         ("GET", "/dashboard/panels/volumes.svg"): "getVolumesPanel",
         ("GET", "/dashboard/panels/modules.svg"): "getModulesPanel",
+        ("GET", "/notifications"): "listNotifications",
+        ("POST", "/notifications/{notification_id}/read"): "markNotificationRead",
+        ("POST", "/notifications/read-all"): "markAllNotificationsRead",
+        ("GET", "/notifications/preferences"): "getNotificationPreferences",
+        ("PATCH", "/notifications/preferences"): "updateNotificationPreferences",
+        ("GET", "/notifications/deliveries"): "listNotificationDeliveries",
     }
 
 

@@ -16,13 +16,16 @@ from sqlalchemy import inspect
 from app.infrastructure.tables import Base
 from app.kernel.manager import ModuleLifecycle
 from app.testing import assert_error
-from app.vocabulary import Role, TransactionType
+from app.vocabulary import NotificationChannel, NotificationStatus, NotificationTopic, Role, TransactionType
 from tests.helpers import user_with_token
 
 # (table, CHECK constraint, enum) for every CHECK built from the vocabulary.
 CHECKS = [
     ("transactions", "ck_transactions_type", TransactionType),
     ("users", "ck_users_role", Role),
+    ("notifications", "ck_notifications_topic", NotificationTopic),
+    ("notification_deliveries", "ck_notification_deliveries_channel", NotificationChannel),
+    ("notification_deliveries", "ck_notification_deliveries_status", NotificationStatus),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Tests of the event modules, one folder each."""

@@ -1,0 +1,58 @@
+"""Messages from Jinja2 templates: each topic's title and body (`<topic>.txt`: the first line
+is the title), the email around them (`email.txt`, `email.html`, autoescaped) and the SMS
+(`sms.txt`). A folder named by CREDIT_NOTIFICATIONS_TEMPLATES overrides any of them by name.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+
+PRODUCT = "Credit System"
+MAX_TITLE, MAX_SMS = 200, 480
+
+
+class Renderer:
+    def __init__(self, override_folder: str | None = None) -> None:
+        loaders: list = [PackageLoader("app.services.notifications", "templates")]
+        if override_folder:
+            loaders.insert(0, FileSystemLoader(Path(override_folder)))
+        # HTML is escaped (a transfer's description is anyone's text); text and SMS are not HTML.
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            keep_trailing_newline=False,
+        )
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        return self.env.get_template(name).render(product=PRODUCT, **context)
+
+    def inbox(self, topic: str, context: dict[str, Any]) -> tuple[str, str]:
+        """(title, body) of a topic's notification."""
+        title, _, body = self._render(f"{topic}.txt", context).strip().partition("\n")
+        # A header line: no line breaks (a header injection), bounded like the column.
+        return " ".join(title.split())[:MAX_TITLE], body.strip()
+
+    def email(
+        self, *, sender: str, to: str, message_id: str, title: str, body: str, context: dict[str, Any]
+    ) -> EmailMessage:
+        """A text message with an HTML alternative, Message-ID and Date."""
+        parts = {"title": title, "body": body, **context}
+        message = EmailMessage()
+        message["Subject"] = title
+        message["From"] = sender
+        message["To"] = to
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = message_id
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+        message.set_content(self._render("email.txt", parts) + "\n")
+        message.add_alternative(self._render("email.html", parts), subtype="html")
+        return message
+
+    def sms(self, title: str, body: str, context: dict[str, Any]) -> str:
+        text = " ".join(self._render("sms.txt", {"title": title, "body": body, **context}).split())
+        return text[:MAX_SMS]

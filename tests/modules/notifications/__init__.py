@@ -1,0 +1,1 @@
+"""notification_module: email, SMS, the inbox, preferences and the delivery log."""
