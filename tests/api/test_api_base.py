@@ -46,6 +46,7 @@ def test_livez_readyz_health(client):
         "user_management",
         "audit_module",
         "wallet_module",
+        "notification_module",
         "transactions_module",
         "integration_module",
         "reporting_module",
