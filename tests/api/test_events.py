@@ -402,3 +402,10 @@ def test_purge_drops_old_done_deliveries_only(build):
         uow.commit()
     assert done and removed == done + audited and deliveries(app, "journal") == []
     assert {s for s, *_ in deliveries(app, "grumpy")} == {"dead"}  # dead ones wait for an operator
+
+
+@pytest.mark.parametrize("delivery_id", ["\u00b3", "\u0661\u0662", "1" * 19])
+def test_retry_of_an_id_that_is_no_ascii_number_is_404(app, client, delivery_id):
+    """ "³" and Arabic-Indic digits are digits to str.isdigit but no int() a delivery id has."""
+    response = client.post(f"/events/deliveries/{delivery_id}/retry", headers=admin_headers(app))
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
