@@ -80,8 +80,11 @@ DESCRIBED_422 = {
 DESCRIBED_400 = {"receiveStripeEvent": "a body not signed with the server's Stripe secret"}
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 # DELETE /users/{id} deactivates: the user stays readable (API.md), and an admin's PATCH may
-# reactivate it; a stateful run reaching either after the DELETE is no use-after-free.
-KEPT_AFTER_DELETE = ("getUser", "updateUser")
+# reactivate it; a stateful run reaching either after the DELETE is no use-after-free. The check
+# is excluded for the whole run: `--checks all` on the command line outranks a per-operation
+# `false` in the config file (a run failed on GET /users/{id} after DELETE with getUser's check
+# off). The one resource a DELETE really removes, a webhook endpoint, is read back as a 404 in
+# tests/modules/integrations/test_webhooks.py.
 # Operations that end the caller's token when they succeed on the caller's own account.
 SELF_HARM = ("POST /auth/logout", "PATCH /users/{user_id}", "DELETE /users/{user_id}")
 
@@ -135,7 +138,7 @@ def _config(world: dict) -> str:
         '"path.transaction_id" = { dictionary = "transactions", probability = 0.5 }',
         '"path.name" = { dictionary = "modules", probability = 0.5 }',
     ]
-    for operation_id in sorted({*DESCRIBED_422, *DESCRIBED_400, *KEPT_AFTER_DELETE}):
+    for operation_id in sorted({*DESCRIBED_422, *DESCRIBED_400}):
         lines += ["[[operations]]", f'include-operation-id = "{operation_id}"']
         for status, described in (("422", DESCRIBED_422), ("400", DESCRIBED_400)):
             if operation_id in described:
@@ -143,8 +146,6 @@ def _config(world: dict) -> str:
                     f"# {described[operation_id]}",
                     f"checks.positive_data_acceptance.expected-statuses = {json.dumps([*ACCEPTED, status])}",
                 ]
-        if operation_id in KEPT_AFTER_DELETE:
-            lines.append("checks.use_after_free.enabled = false")
     return "\n".join(lines) + "\n"
 
 
@@ -167,6 +168,8 @@ def test_schemathesis_finds_no_contract_violation(fuzz_server, role, tmp_path, c
         f"{fuzz_server.url}/openapi.json",
         "--checks",
         "all",
+        "--exclude-checks",
+        "use_after_free",
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--max-examples",
