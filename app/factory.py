@@ -21,6 +21,7 @@ from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
 from app.kernel.graph import ModulePlan, build_plan, wire_extra_modules
 from app.kernel.manager import ModuleManager
+from app.kernel.module import batch_handler
 from app.observability.metrics import EventsCollector
 from app.observability.requests import install_request_hooks
 
@@ -106,8 +107,11 @@ def create_app(settings: Settings | None = None, container=None, **overrides) ->
     except WiringError:  # a route collision: the graph was fine, the routes are not
         manager.shutdown()  # release what the modules built so far acquired
         raise
-    # Delivered to a module's handle_event while it runs in this process (none while failed).
-    container.event_catalog().set_handler_lookup(lambda name: getattr(manager.get_module(name), "handle_event", None))
+    # Delivered to a module's handle_event(s) while it runs in this process (none while failed).
+    container.event_catalog().set_handler_lookup(
+        lambda name: getattr(manager.get_module(name), "handle_event", None),
+        lambda name: batch_handler(module) if (module := manager.get_module(name)) is not None else None,
+    )
     for finding in manager.findings:
         log.warning("%s", finding)
     return app

@@ -3,10 +3,11 @@
 Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL, defaulting
 to the local servers) and wrk. Creates and drops its own database.
 
-The project runs with the event backbone on: a subscriber handling every event (a no-op,
-bench/subscribers.py) and one `credit-system worker` delivering to it at a lower CPU
-priority (bench/events.py says why); after each transfer run the bench waits for the
-backlog to drain and prints how long that took. The ratios are printed beside those of the
+The project runs with every module on, plus a subscriber handling every event (a no-op,
+bench/subscribers.py), and one `credit-system worker` delivering to them under SCHED_IDLE
+(CPU time no request wants, as a worker on a host of its own; bench/events.py says why);
+after each transfer run the bench waits for everything owed (event deliveries, the messages
+and webhooks they queued) to drain and prints how long that took. The ratios are printed beside those of the
 previous run's results file, when there is one. bench/events.py's throughput and latency
 figures, then bench/integrations.py's webhook figures, then bench/reporting.py's (reports at 1,000 and
 1,000,000 transactions) end the run.
@@ -229,7 +230,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         "seeding_seconds": round(seeding_s, 1),
         "worker_class": worker_class,
         "backlog_drain_s": [],
-        "worker_nice": backbone.NICE,
+        "worker_priority": "SCHED_IDLE",
     }
 
     def drain_after(name: str) -> None:
@@ -256,7 +257,9 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         ) as project,
         Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw,
         Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello,
-        backbone.running_workers(1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir) as event_workers,
+        backbone.running_workers(
+            1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir, priority=backbone.IDLE
+        ) as event_workers,
     ):
         token = requests.post(
             project.url + "/auth/login", json={"username": "benchadmin", "password": PASSWORD}
@@ -330,8 +333,8 @@ def report(r: dict) -> None:
                 f"{m['p99_us'] / max(m['p50_us'], 1):>9.2f}{m['errors']:>8}"
             )
     print(
-        f"\n== ratios (same run, same machine; the event backbone on: a no-op subscriber and one worker at "
-        f"nice {r['worker_nice']}; previous run's results file in brackets) =="
+        f"\n== ratios (same run, same machine; every module on, a no-op subscriber too, one worker at "
+        f"{r.get('worker_priority', 'nice 10')}; previous run's results file in brackets) =="
     )
     before = r.get("previous") or {}
     for c in r["project_transfer"]:

@@ -9,6 +9,9 @@
 
 Workers run at a lower CPU priority (`nice`), as background work on this shared 2-core
 machine (production runs them on other hosts or at lower priority); the figures say so.
+The ratio runs of `make bench` start theirs under SCHED_IDLE instead (IDLE below): there
+they stand for workers on hosts of their own, taking only CPU no request wants, and what
+they owe is drained, and timed, between runs.
 Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL).
 """
 
@@ -33,6 +36,8 @@ from bench.seed import PASSWORD, REDIS, SECRET_KEY, scratch_database
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NICE = 10
+BACKGROUND = ("nice", "-n", str(NICE))  # the backbone's own figures: workers beside the load
+IDLE = ("chrt", "--idle", "0")  # the ratio runs: only CPU time that no request wants
 NOOP = "bench.subscribers:NoopSubscriber"
 LATENCY = "bench.subscribers:LatencySubscriber"
 
@@ -52,13 +57,15 @@ def worker_env(db_url: str, workdir: Path, modules: str) -> dict[str, str]:
     }
 
 
-def start_workers(count: int, env: dict, workdir: Path, concurrency: int = 2) -> list[subprocess.Popen]:
+def start_workers(
+    count: int, env: dict, workdir: Path, concurrency: int = 2, priority: tuple[str, ...] = BACKGROUND
+) -> list[subprocess.Popen]:
     procs = []
     for n in range(count):
         with open(workdir / f"worker{n}.log", "ab") as log:
             procs.append(
                 subprocess.Popen(
-                    ["nice", "-n", str(NICE), str(BIN / "credit-system"), "worker", "--concurrency", str(concurrency)],
+                    [*priority, str(BIN / "credit-system"), "worker", "--concurrency", str(concurrency)],
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -78,8 +85,10 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
 
 
 @contextmanager
-def running_workers(count: int, env: dict, workdir: Path) -> Iterator[list[subprocess.Popen]]:
-    procs = start_workers(count, env, workdir)
+def running_workers(
+    count: int, env: dict, workdir: Path, priority: tuple[str, ...] = BACKGROUND
+) -> Iterator[list[subprocess.Popen]]:
+    procs = start_workers(count, env, workdir, priority=priority)
     try:
         yield procs
     finally:
@@ -87,11 +96,15 @@ def running_workers(count: int, env: dict, workdir: Path) -> Iterator[list[subpr
 
 
 def owed(engine) -> tuple[int, int]:
-    """(events not relayed, deliveries not done)."""
+    """(events not relayed, deliveries not done): the modules' event deliveries, and the
+    messages and webhooks those handlers queued (sent by the same workers afterwards)."""
     with engine.connect() as conn:
         unstamped = conn.execute(text("SELECT count(*) FROM outbox_events WHERE sequence IS NULL")).scalar()
         pending = conn.execute(
-            text("SELECT count(*) FROM event_deliveries WHERE status IN ('pending', 'failed')")
+            text("""
+            SELECT (SELECT count(*) FROM event_deliveries WHERE status IN ('pending', 'failed'))
+                 + (SELECT count(*) FROM notification_deliveries WHERE status = 'queued')
+                 + (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')""")
         ).scalar()
     return unstamped or 0, pending or 0
 

@@ -10,6 +10,7 @@ from typing import Any
 from app.vocabulary import EVENT_DESCRIPTIONS, event_type_matches
 
 Handler = Callable[[Any, Any], None]  # handle_event(uow, event)
+BatchHandler = Callable[[Any, list[Any]], None]  # handle_events(uow, events)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class EventCatalog:
         self._types: dict[str, str] = dict(EVENT_DESCRIPTIONS)
         self._subscriptions: dict[str, Subscription] = {}
         self._handler_of: Callable[[str], Handler | None] = lambda name: None
+        self._batch_handler_of: Callable[[str], BatchHandler | None] = lambda name: None
         self._fan_out: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
@@ -44,8 +46,14 @@ class EventCatalog:
         self._subscriptions[name] = Subscription(name, tuple(patterns))
         self._fan_out.clear()
 
-    def set_handler_lookup(self, handler_of: Callable[[str], Handler | None]) -> None:
-        self._handler_of = handler_of
+    def set_handler_lookup(
+        self,
+        handler_of: Callable[[str], Handler | None],
+        batch_handler_of: Callable[[str], BatchHandler | None] = lambda name: None,
+    ) -> None:
+        """handler_of(name): the module's handle_event, None while it does not run here;
+        batch_handler_of(name): its handle_events, when it writes a batch together."""
+        self._handler_of, self._batch_handler_of = handler_of, batch_handler_of
 
     # -- read -----------------------------------------------------------------------------
     def types(self) -> list[tuple[str, str]]:
@@ -69,3 +77,6 @@ class EventCatalog:
 
     def handler(self, name: str) -> Handler | None:
         return self._handler_of(name)
+
+    def batch_handler(self, name: str) -> BatchHandler | None:
+        return self._batch_handler_of(name)

@@ -13,7 +13,7 @@ from dependency_injector import providers
 from app.kernel import findings as codes
 from app.kernel.discovery import FoundModule
 from app.kernel.findings import Finding
-from app.kernel.module import Module, is_module_class
+from app.kernel.module import Module, handles_events, is_module_class
 from app.vocabulary import EVENT_DESCRIPTIONS, event_type_matches
 
 MAX_CYCLES_REPORTED = 50
@@ -371,12 +371,13 @@ def check_event_types(nodes: dict[str, ModuleNode]) -> list[Finding]:
     findings = []
     for name, node in sorted(nodes.items()):
         patterns = tuple(getattr(node.cls, "EVENT_TYPES", ()) or ())
-        if patterns and getattr(node.cls, "handle_event", None) is Module.handle_event:
+        if patterns and not handles_events(node.cls):
             findings.append(
                 Finding(
                     codes.NO_EVENT_HANDLER,
                     f"declares EVENT_TYPES {list(patterns)} but does not implement handle_event",
-                    f"add `def handle_event(self, uow, event)` to {node.cls.__name__}, or drop EVENT_TYPES",
+                    f"add `def handle_event(self, uow, event)` (or `handle_events(self, uow, events)`) to "
+                    f"{node.cls.__name__}, or drop EVENT_TYPES",
                     name,
                 )
             )

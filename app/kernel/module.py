@@ -52,8 +52,30 @@ class Module:
         """
         raise NotImplementedError(f"{type(self).__name__} declares EVENT_TYPES but no handle_event")
 
+    def handle_events(self, uow: Any, events: list[Any]) -> None:
+        """Handle a batch of events (sequence order) in one transaction: override it to write
+        a batch together (one statement for many rows) instead of handle_event per event.
+
+        The same promises as handle_event. If it raises, the transaction is rolled back and
+        the batch comes again one event at a time (`handle_events(uow, [event])`), so only
+        the failing event waits for a retry. A module that overrides it needs no handle_event.
+        """
+        for event in events:
+            self.handle_event(uow, event)
+
     def shutdown(self) -> None:
         """Release resources; called in reverse load order."""
+
+
+def handles_events(cls: type) -> bool:
+    """Whether a module class implements handle_event or handle_events."""
+    handle_event, handle_events = getattr(cls, "handle_event", None), getattr(cls, "handle_events", None)
+    return handle_event not in (None, Module.handle_event) or handle_events not in (None, Module.handle_events)
+
+
+def batch_handler(module: Module) -> Any:
+    """The module's handle_events when it writes batches together; None when it handles one by one."""
+    return module.handle_events if type(module).handle_events is not Module.handle_events else None
 
 
 def is_module_class(obj: Any) -> TypeGuard[type[Module]]:

@@ -246,6 +246,65 @@ def test_a_failed_head_holds_its_module_back_until_it_goes_dead(build):
     assert [(s, a) for s, a, *_ in deliveries(app, "grumpy")] == [("dead", 2), ("dead", 2)]
 
 
+def test_a_batch_handler_gets_the_owed_events_in_one_call(build):
+    fixtures.BatchJournal.batches.clear()
+    app = build("BatchJournal", queue_url=QUEUE_DOWN)
+    client = app.test_client()
+    for name in ("ann", "ben", "cid"):
+        register(client, name)
+    deliver_events(app)
+    assert fixtures.BatchJournal.batches == [["ann", "ben", "cid"]]
+    assert [t for _, _, t in fixtures.journal(app.container.database().engine, "batch_journal")] == ["user.created"] * 3
+    assert {status for status, *_ in deliveries(app, "batch_journal")} == {"done"}
+
+
+def test_a_batch_that_raises_goes_again_one_by_one_and_only_the_bad_event_waits(build):
+    fixtures.BatchJournal.batches.clear()
+    app = build("BatchJournal", queue_url=QUEUE_DOWN, events_max_attempts=2, events_retry_base_seconds=3600)
+    client = app.test_client()
+    for name in ("ann", "poison", "cid"):
+        register(client, name)
+    deliver_events(app)
+    # At once (refused, rolled back), then one by one: ann done, poison failed, cid behind it.
+    assert fixtures.BatchJournal.batches == [["ann", "poison", "cid"], ["ann"], ["poison"]]
+    assert [(s, a) for s, a, *_ in deliveries(app, "batch_journal")] == [("done", 1), ("failed", 1), ("pending", 0)]
+    engine = app.container.database().engine
+    assert len(fixtures.journal(engine, "batch_journal")) == 1  # the refused batch left nothing behind
+
+    deliver_events(app, retry_failed=True)
+    assert [(s, a) for s, a, *_ in deliveries(app, "batch_journal")] == [("done", 1), ("dead", 2), ("done", 1)]
+    assert len(fixtures.journal(engine, "batch_journal")) == 2
+
+
+def test_the_shipped_modules_handle_a_mixed_batch_at_once(build, caplog):
+    """Each shipped module's handle_events takes a batch of every kind of event without
+    falling back to one event at a time (the fallback is correct, only slow: a test that
+    looked at the results alone would not see a batch handler that always fails)."""
+    app = build(queue_url=QUEUE_DOWN, webhook_allow_private=True)
+    client = app.test_client()
+    admin = admin_headers(app)
+    register_endpoint = client.post(  # nothing listens there: the queue is down, nothing is sent
+        "/webhooks/endpoints", json={"url": "http://127.0.0.1:9/in", "event_types": ["*"]}, headers=admin
+    )
+    assert register_endpoint.status_code == 201, register_endpoint.get_json()
+    people = [user_with_token(client, f"mixed{n}") for n in range(3)]
+    for (user, _), amount in zip(people, (500, 300, 100), strict=True):
+        deposit(client, admin, user["id"], amount)
+    for n in range(6):  # transfers between everyone, some of them the same day and quarter
+        (source, headers), (target, _) = people[n % 3], people[(n + 1) % 3]
+        body = {"from_user_id": source["id"], "to_user_id": target["id"], "amount": 60 + n}
+        assert client.post("/transactions", json=body, headers=headers).status_code == 201
+    caplog.clear()
+    deliver_events(app)
+    fallbacks = [r.getMessage() for r in caplog.records if "one event at a time" in r.getMessage()]
+    assert fallbacks == []
+    with app.container.database().engine.connect() as conn:
+        outcomes = conn.execute(select(EventDelivery.subscriber, EventDelivery.status).distinct()).all()
+    shipped = {"audit_module", "integration_module", "notification_module", "reporting_module"}
+    assert {subscriber for subscriber, _ in outcomes} == shipped
+    assert {status for _, status in outcomes} == {"done"}
+
+
 def test_retry_brings_a_dead_delivery_back_and_refuses_a_done_one(build):
     app = build("Grumpy", "Journal", events_max_attempts=1)
     client = app.test_client()

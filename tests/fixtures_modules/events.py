@@ -88,6 +88,25 @@ class JournalOfMoney(Journal):
     EMITS = {}
 
 
+class BatchJournal(Journal):
+    """Writes a batch together (handle_events); refuses any batch naming the user "poison"."""
+
+    NAME = "batch_journal"
+    EVENT_TYPES = ("user.created",)
+    EMITS = {}
+    batches: ClassVar[list[list[str]]] = []  # the usernames of every batch it was handed, in order
+
+    def handle_events(self, uow, events) -> None:
+        names = [event.data["user"]["username"] for event in events]
+        type(self).batches.append(names)
+        if "poison" in names:
+            raise RuntimeError("poison in the batch")
+        uow.session.execute(
+            insert(seen),
+            [dict(module=self.NAME, event_id=e.id, sequence=e.sequence, type=e.type) for e in events],
+        )
+
+
 class Grumpy(Module):
     """The newcomer's module: its user.created handler raises."""
 

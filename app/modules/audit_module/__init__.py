@@ -27,8 +27,8 @@ class AuditModule(Module):
         self.users = user_management
         self.trail = audit_trail
 
-    def handle_event(self, uow, event) -> None:
-        self.trail.append_event(uow.session, event)
+    def handle_events(self, uow, events) -> None:
+        self.trail.append_events(uow.session, events)
 
     def register_routes(self, app) -> None:
         self.connection.register_blueprint(build_blueprint(self.trail, self.users.guard))

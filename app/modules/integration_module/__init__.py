@@ -48,8 +48,8 @@ class IntegrationModule(Module):
         self.connection.register_blueprint(build_webhooks_blueprint(self.webhooks, self.users.guard))
         self.connection.register_blueprint(build_payments_blueprint(self.payments, self.users.guard))
 
-    def handle_event(self, uow, event) -> None:
-        self.webhooks.handle_event(uow, event)
+    def handle_events(self, uow, events) -> None:
+        self.webhooks.handle_events(uow, events)
 
     def health_check(self) -> dict[str, Any]:
         return {

@@ -66,8 +66,8 @@ class NotificationModule(Module):
         self._send_task = huey.task(name=SEND_TASK)(self._send)
 
     # -- events in, work rows out -------------------------------------------------------------
-    def handle_event(self, uow, event) -> None:
-        recorded = self.recorder.record(uow.session, event.id, event.type, event.data)
+    def handle_events(self, uow, events) -> None:
+        recorded = self.recorder.record(uow.session, [(event.id, event.type, event.data) for event in events])
         if recorded.queued:
             queued = recorded.queued
             uow.after_commit(lambda: self.enqueue(queued))
@@ -97,8 +97,8 @@ class NotificationModule(Module):
             log.exception("sending notification delivery %s failed", delivery_id)
 
     def sweep(self) -> None:
-        """Each worker's sweep: wake a sender for every due delivery (sending here if the queue is down)."""
-        due = self.sender.due()
+        """Each worker's sweep: wake a sender for every lost wake-up (sending here if the queue is down)."""
+        due = self.sender.lost_wakeups()
         if not due:
             return
         try:

@@ -38,8 +38,8 @@ class ReportingModule(Module):
         self.wallet_module, self.transactions_module = wallet_module, transactions_module
         self.reports, self.aggregator = reports, aggregator
 
-    def handle_event(self, uow: Any, event: Any) -> None:
-        self.aggregator.handle(uow.session, event)
+    def handle_events(self, uow: Any, events: list[Any]) -> None:
+        self.aggregator.handle(uow.session, events)
 
     def register_routes(self, app) -> None:
         guard = self.users.guard

@@ -70,32 +70,39 @@ class AuditTrail:
         self._catalog = catalog  # every event type there is (for the action filter)
 
     # -- writing ---------------------------------------------------------------------------
-    def append_event(self, session: Session, event: Event) -> None:
-        """The module's handler: the event as the next entry, once."""
+    def append_events(self, session: Session, events: list[Event]) -> None:
+        """The module's handler: each event as the next entry, once, in the order given;
+        one lock, one look-up of what is there and one INSERT for the whole batch."""
+        if not events:
+            return
         self._lock(session)
-        if session.scalar(select(AuditEntry.sequence).where(AuditEntry.event_id == event.id)) is not None:
-            return  # delivered again (or appended by a purge in its own transaction)
-        self._append(session, event.id, event.occurred_at, event.type, event.actor, _target(event), event)
+        ids = [event.id for event in events]
+        # Delivered again, or appended by a purge in its own transaction: not a second entry.
+        present = set(session.scalars(select(AuditEntry.event_id).where(AuditEntry.event_id.in_(ids))))
+        head = self._head(session)
+        rows = []
+        for event in events:
+            if event.id in present:
+                continue
+            present.add(event.id)
+            entry = _chained(head, event.id, event.occurred_at, event.type, event.actor, _target(event), event)
+            head = (entry["sequence"], entry["hash"])
+            rows.append(_row(entry, event.occurred_at))
+        if rows:
+            session.execute(insert(AuditEntry), rows)
 
     def _append(self, session: Session, event_id, occurred_at, action, actor, target, source) -> dict[str, Any]:
+        entry = _chained(self._head(session), event_id, occurred_at, action, actor, target, source)
+        session.execute(insert(AuditEntry).values(_row(entry, occurred_at)))
+        return entry
+
+    @staticmethod
+    def _head(session: Session) -> tuple[int, str]:
+        """(sequence, hash) of the newest entry; (0, GENESIS) before the first."""
         head = session.execute(
             select(AuditEntry.sequence, AuditEntry.hash).order_by(AuditEntry.sequence.desc()).limit(1)
         ).first()
-        sequence, prev_hash = (head.sequence + 1, head.hash) if head else (1, GENESIS)
-        entry = {
-            "sequence": sequence,
-            "event_id": event_id,
-            "occurred_at": _timestamp(occurred_at),
-            "action": action,
-            "actor": masked(dict(actor)),
-            "target": masked(dict(target)),
-            "request_id": masked(source.request_id),
-            "remote_addr": masked(source.remote_addr),
-            "data": masked(source.data),
-        }
-        entry["prev_hash"], entry["hash"] = prev_hash, entry_hash(prev_hash, entry)
-        session.execute(insert(AuditEntry).values(_row(entry, occurred_at)))
-        return entry
+        return (head.sequence, head.hash) if head else (0, GENESIS)
 
     def _lock(self, session: Session) -> None:
         if self._db.dialect == "postgresql":
@@ -310,6 +317,24 @@ class _Source:
 
 
 _NO_TARGET = {"type": "audit", "id": None}
+
+
+def _chained(head: tuple[int, str], event_id, occurred_at, action, actor, target, source) -> dict[str, Any]:
+    """The entry that follows `head` (sequence, hash), its hashes computed."""
+    sequence, prev_hash = head[0] + 1, head[1]
+    entry = {
+        "sequence": sequence,
+        "event_id": event_id,
+        "occurred_at": _timestamp(occurred_at),
+        "action": action,
+        "actor": masked(dict(actor)),
+        "target": masked(dict(target)),
+        "request_id": masked(source.request_id),
+        "remote_addr": masked(source.remote_addr),
+        "data": masked(source.data),
+    }
+    entry["prev_hash"], entry["hash"] = prev_hash, entry_hash(prev_hash, entry)
+    return entry
 
 
 def _target(event: Event) -> dict[str, Any]:

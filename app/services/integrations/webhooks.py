@@ -294,26 +294,34 @@ class WebhookService:
             return delivery_view(uow.session.execute(select(_deliveries).where(_deliveries.c.id == row.id)).one())
 
     # -- the event handler: rows only, no I/O -------------------------------------------------------
-    def handle_event(self, uow: UnitOfWork, event: Any) -> None:
-        """One pending delivery per active endpoint that wants this event and existed when it
-        occurred; a second delivery of the same event adds nothing (unique (event, endpoint))."""
-        endpoints = uow.session.execute(
-            select(_endpoints.c.id, _endpoints.c.event_types, _endpoints.c.created_at).where(
-                _endpoints.c.status == EndpointStatus.ACTIVE
+    def handle_events(self, uow: UnitOfWork, events: list[Any]) -> None:
+        """One pending delivery per active endpoint that wants the event and existed when it
+        occurred; a second delivery of the same event adds nothing (unique (event, endpoint)).
+        The endpoints are read once per batch, and the rows go in one INSERT."""
+        endpoints = [
+            (row.id, json.loads(row.event_types), row.created_at)
+            for row in uow.session.execute(
+                select(_endpoints.c.id, _endpoints.c.event_types, _endpoints.c.created_at).where(
+                    _endpoints.c.status == EndpointStatus.ACTIVE
+                )
             )
-        ).all()
-        wanted = [
-            row.id
-            for row in endpoints
-            if row.created_at <= event.occurred_at and _wanted(json.loads(row.event_types), event.type)
         ]
-        if not wanted:
+        if not endpoints:
             return
         now = utcnow()
-        public = event.public()
-        rows = [self._delivery_row(endpoint_id, public, now) for endpoint_id in wanted]
-        insert_or_skip(uow.session, _deliveries, rows, "event_id", "endpoint_id")
-        uow.after_commit(lambda: self._wake_now(*wanted))
+        rows: list[dict[str, Any]] = []
+        woken: set[str] = set()
+        for event in events:
+            wanted = [
+                id_ for id_, types, created in endpoints if created <= event.occurred_at and _wanted(types, event.type)
+            ]
+            if wanted:
+                public = event.public()
+                rows.extend(self._delivery_row(endpoint_id, public, now) for endpoint_id in wanted)
+                woken.update(wanted)
+        if rows:
+            insert_or_skip(uow.session, _deliveries, rows, "event_id", "endpoint_id")
+            uow.after_commit(lambda: self._wake_now(*sorted(woken)))
 
     @staticmethod
     def _delivery_row(endpoint_id: str, event: dict[str, Any], now: datetime) -> dict[str, Any]:

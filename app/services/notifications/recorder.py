@@ -65,18 +65,28 @@ class Recorder:
     def __init__(self, renderer: Renderer) -> None:
         self.renderer = renderer
 
-    def record(self, session: Session, event_id: str, event_type: str, data: dict[str, Any]) -> Recorded:
-        concerned = _concerned_users(event_type, data)
+    def record(self, session: Session, events: list[tuple[str, str, dict[str, Any]]]) -> Recorded:
+        """Rows for a batch of (event id, type, data): the preferences and the people read once,
+        the notifications and the deliveries written in one INSERT each."""
+        concerned = sorted(
+            {user_id for _, event_type, data in events for user_id in _concerned_users(event_type, data)}
+        )
         if not concerned:
             return Recorded(0, [])
         preferences = load_preferences(session, concerned)
-        found = intents(event_type, data, lambda user_id: preferences[user_id].low_balance_threshold)
+        found = [
+            (event_id, intent)
+            for event_id, event_type, data in events
+            for intent in intents(event_type, data, lambda user_id: preferences[user_id].low_balance_threshold)
+        ]
         if not found:
             return Recorded(0, [])
-        people = _people(session, {i.user_id for i in found} | {i.counterparty_id for i in found if i.counterparty_id})
+        people = _people(
+            session, {i.user_id for _, i in found} | {i.counterparty_id for _, i in found if i.counterparty_id}
+        )
         now = utcnow()
         notifications, deliveries = [], []
-        for intent in found:
+        for event_id, intent in found:
             choice = preferences.get(intent.user_id) or Preferences()
             wanted = [ch for ch in Channel if choice.wants(intent.topic, ch)]
             user = people.get(intent.user_id)

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 NOTIFICATION_FAILED = "notification.failed"
 CLAIM_SECONDS = 120.0
 SWEEP_BATCH = 200
+WAKE_GRACE_SECONDS = 15.0  # a wake-up this late was lost (or the queue is behind)
 Status, Channel = NotificationStatus, NotificationChannel
 D = NotificationDelivery
 
@@ -82,6 +84,7 @@ class Sender:
         self.policy = policy
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.schedule_retry: Callable[[str, datetime], None] | None = None  # set by the module (huey)
+        self._woken: dict[str, float] = {}  # delivery id -> when this process's sweep woke it
 
     # -- one delivery -------------------------------------------------------------------------
     def send(self, delivery_id: str, now: datetime | None = None) -> Outcome:
@@ -252,6 +255,21 @@ class Sender:
                     .limit(limit)
                 )
             )
+
+    def lost_wakeups(self, now: datetime | None = None) -> list[str]:
+        """The sweep's share of due(): deliveries due for WAKE_GRACE_SECONDS already that this
+        process has not woken within a claim's length.
+
+        A delivery waiting its turn in a busy queue is due and unclaimed too; without both
+        limits every sweep queued it again, and the duplicates (each a claim that loses) grew
+        faster than the queue drained: 650 transfers left a worker busy for a minute.
+        """
+        now = now or utcnow()
+        clock = time.monotonic()
+        self._woken = {key: at for key, at in self._woken.items() if clock - at < CLAIM_SECONDS}
+        lost = [key for key in self.due(now - timedelta(seconds=WAKE_GRACE_SECONDS)) if key not in self._woken]
+        self._woken.update(dict.fromkeys(lost, clock))
+        return lost
 
     def send_due(self, now: datetime | None = None) -> list[Outcome]:
         """Send every due delivery on this thread (tests, and the sweep when the queue is down)."""

@@ -90,9 +90,9 @@ def test_a_redelivered_event_adds_no_second_entry(credit_app, people):
     rows = entries(credit_app)
     with credit_app.container.database().engine.connect() as conn:
         outbox = conn.execute(select(OutboxEvent).where(OutboxEvent.event_id == rows[-1].event_id)).one()
-    for _ in range(2):
+    for _ in range(2):  # again in a batch of its own, and twice within one batch
         with credit_app.container.database().unit_of_work() as uow:
-            module.handle_event(uow, Event.from_row(outbox))
+            module.handle_events(uow, [Event.from_row(outbox), Event.from_row(outbox)])
             uow.commit()
     assert len(entries(credit_app)) == len(rows)
 

@@ -262,7 +262,7 @@ def test_a_redelivered_event_is_sent_once(credit_app, credit_client, people, rec
     module = credit_app.module_manager.get_module("integration_module")
     for _ in range(2):  # the backbone may deliver an event again: the handler adds nothing
         with database.unit_of_work() as uow:
-            module.handle_event(uow, event)
+            module.handle_events(uow, [event])
             uow.commit()
     with database.unit_of_work(write=False) as uow:
         count = len(uow.session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.event_id == event.id)).all())

@@ -101,7 +101,7 @@ def test_an_event_handled_twice_gives_one_notification_and_one_message(
     )
     for _ in range(2):  # a redelivery, after commit, sends nothing again either
         with database.unit_of_work() as uow:
-            module.handle_event(uow, event)
+            module.handle_events(uow, [event])
             uow.commit()
     after = (
         len(rows(credit_app, Notification)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -119,3 +120,17 @@ def test_a_down_smtp_server_degrades_the_module_not_the_service(credit_app, cred
     (mail,) = deliveries_of(credit_app, people.alice.id, "email")
     assert mail.status == "queued" and "connection failed" in mail.last_error
     assert notifications_of(credit_app, people.alice.id, "deposit")  # the inbox does not wait for the mail
+
+
+def test_the_sweep_wakes_a_late_delivery_once_and_leaves_fresh_ones_to_their_wake_up(
+    credit_app, credit_client, people, smtp_server
+):
+    smtp_server.replies.append("451 4.3.0 try again later")
+    people.fund(people.alice, 10)
+    (mail,) = deliveries_of(credit_app, people.alice.id, "email")
+    assert mail.status == "queued"
+    just_due = mail.next_attempt_at + timedelta(seconds=1)
+    assert sender(credit_app).lost_wakeups(just_due) == []  # its scheduled wake-up is still on its way
+    assert sender(credit_app).lost_wakeups(later()) == [mail.id]
+    assert sender(credit_app).lost_wakeups(later()) == []  # already woken: not queued again
+    assert sender(credit_app).send_due(later())[0].status == "sent"

@@ -45,6 +45,6 @@ def test_the_migration_backfills_what_the_handler_would_have_counted(app, client
     module = app.module_manager.get_module("reporting_module")
     for event in _counted_events(app):  # delivered late: counted by the migration already
         with app.container.database().unit_of_work() as uow:
-            module.handle_event(uow, event)
+            module.handle_events(uow, [event])
             uow.commit()
     assert totals(app) == handled

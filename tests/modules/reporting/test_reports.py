@@ -233,7 +233,7 @@ def test_redelivered_and_raced_events_count_once(app, client, people, workload):
     assert len(events) > 100
     for event in events[:50]:  # a redelivery of each
         with database.unit_of_work() as uow:
-            module.handle_event(uow, event)
+            module.handle_events(uow, [event])
             uow.commit()
     assert totals(app) == before
 
@@ -252,7 +252,7 @@ def test_redelivered_and_raced_events_count_once(app, client, people, workload):
         try:
             barrier.wait()
             with database.unit_of_work() as uow:
-                module.handle_event(uow, new)
+                module.handle_events(uow, [new])
                 uow.commit()
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)

@@ -35,7 +35,7 @@ def posted(app, at: str, amount: int, type_: str = "deposit", user_id: str = "u1
     )
     module = app.module_manager.get_module("reporting_module")
     with app.container.database().unit_of_work() as uow:
-        module.handle_event(uow, event)
+        module.handle_events(uow, [event])
         uow.commit()
 
 
