@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 import flask_smorest
-from marshmallow import RAISE, ValidationError
+from flask import request
+from marshmallow import RAISE, Schema, ValidationError
 from marshmallow.utils import missing
 from webargs.flaskparser import FlaskParser
 
@@ -20,6 +23,25 @@ class ArgumentsParser(FlaskParser):
     """
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": RAISE, "querystring": RAISE}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._no_query: WeakKeyDictionary[Schema, dict] = WeakKeyDictionary()  # what each loads from nothing
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        # A request with no query string at all (GET /wallet/balance/<id>, the hot read) loads
+        # the same every time from a schema that says so (no default computed at load time):
+        # loaded once instead of ~0.1 ms of webargs and marshmallow per request.
+        if (
+            location in ("query", "querystring")
+            and getattr(argmap, "NO_QUERY_IS_CONSTANT", False)
+            and not request.query_string
+        ):
+            loaded = self._no_query.get(argmap)
+            if loaded is None:
+                loaded = self._no_query[argmap] = super().parse(argmap, req, location=location, **kwargs)
+            return dict(loaded)
+        return super().parse(argmap, req, location=location, **kwargs)
 
     def load_json(self, req, schema):
         body = request_body()

@@ -83,6 +83,8 @@ class BalanceSchema(Schema):
 
 
 class BalanceQuerySchema(QuerySchema):
+    NO_QUERY_IS_CONSTANT = True  # no as_of: the same arguments every time (app.http.blueprint)
+
     as_of = Moment(
         metadata={
             "description": "The balance at this moment (ISO 8601, UTC unless an offset is given; not in the "

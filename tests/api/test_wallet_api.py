@@ -58,6 +58,21 @@ def test_admin_reads_any_balance(client, people):
     assert response.get_json()["balance"] == 70
 
 
+def test_the_query_is_read_on_every_request_around_the_no_query_fast_path(client, people):
+    """A balance read without a query string reuses its loaded arguments (app.http.blueprint);
+    a query string, bad or good, is still read every time, before and after."""
+    deposit(client, people.admin.headers, people.alice.id, 30)
+    path = f"/wallet/balance/{people.alice.id}"
+    for _ in range(2):
+        assert client.get(path, headers=people.alice.headers).get_json()["balance"] == 30
+        bad = client.get(path + "?as_of=yesterday", headers=people.alice.headers)
+        assert_error(bad, 422, "validation_error")
+        unknown = client.get(path + "?limt=5", headers=people.alice.headers)
+        assert_error(unknown, 422, "validation_error")
+        before = client.get(path + "?as_of=2000-01-01T00:00:00Z", headers=people.alice.headers)
+        assert before.status_code == 200 and before.get_json()["balance"] == 0
+
+
 def test_user_cannot_read_another_users_balance(client, people):
     deposit(client, people.admin.headers, people.bob.id, 70)
     error = assert_error(client.get(f"/wallet/balance/{people.bob.id}", headers=people.alice.headers), 403, "forbidden")

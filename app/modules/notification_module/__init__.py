@@ -21,11 +21,16 @@ from app.modules.connection_api import ConnectionApiModule
 from app.modules.notification_module.routes import build_blueprint
 from app.modules.user_management import UserManagementModule
 from app.modules.wallet_module import WalletModule
-from app.services.notifications import NOTIFICATION_FAILED, NotificationService, Recorder, Sender
+from app.services.notifications import NOTIFICATION_FAILED, SEND_CHUNK, NotificationService, Recorder, Sender
 
 log = logging.getLogger(__name__)
 
 SEND_TASK = "notifications.send"
+
+
+def chunks(delivery_ids: list[str]) -> list[list[str]]:
+    """One send task per SEND_CHUNK deliveries: what one claim covers."""
+    return [delivery_ids[i : i + SEND_CHUNK] for i in range(0, len(delivery_ids), SEND_CHUNK)]
 
 
 class NotificationModule(Module):
@@ -74,11 +79,11 @@ class NotificationModule(Module):
 
     # -- sending, off the request path --------------------------------------------------------
     def enqueue(self, delivery_ids: list[str]) -> None:
-        """Wake a sender for each delivery; when the queue is down the sweep sends them."""
+        """Wake a sender for each chunk of deliveries; when the queue is down the sweep sends them."""
         try:
             huey = self.queue.huey
-            for delivery_id in delivery_ids:
-                huey.enqueue(self._send_task.s(delivery_id))
+            for chunk in chunks(delivery_ids):
+                huey.enqueue(self._send_task.s(chunk))
         except Exception as exc:
             log.warning("queue unavailable (%s): notifications wait for the sweep", type(exc).__name__)
 
@@ -86,15 +91,18 @@ class NotificationModule(Module):
         delay = max((when - utcnow()).total_seconds(), 0.0)
         try:
             self.queue.huey  # noqa: B018 - builds it and registers the task
-            self._send_task.schedule((delivery_id,), delay=delay)
+            self._send_task.schedule(([delivery_id],), delay=delay)
         except Exception as exc:  # the sweep finds it when it falls due
             log.warning("queue unavailable (%s): a notification retry waits for the sweep", type(exc).__name__)
 
-    def _send(self, delivery_id: str) -> None:
+    def _send(self, delivery_ids: list[str] | str) -> None:
+        ids = (
+            [delivery_ids] if isinstance(delivery_ids, str) else delivery_ids
+        )  # a task queued before sends went in chunks
         try:
-            self.sender.send(delivery_id)
-        except Exception:  # the database is down: the delivery stays queued for the sweep
-            log.exception("sending notification delivery %s failed", delivery_id)
+            self.sender.send_many(ids)
+        except Exception:  # the database is down: the deliveries stay queued for the sweep
+            log.exception("sending notification deliveries %s failed", ", ".join(ids))
 
     def sweep(self) -> None:
         """Each worker's sweep: wake a sender for every lost wake-up (sending here if the queue is down)."""
@@ -103,11 +111,10 @@ class NotificationModule(Module):
             return
         try:
             huey = self.queue.huey
-            for delivery_id in due:
-                huey.enqueue(self._send_task.s(delivery_id))
+            for chunk in chunks(due):
+                huey.enqueue(self._send_task.s(chunk))
         except Exception:
-            for delivery_id in due:
-                self._send(delivery_id)
+            self._send(due)
 
     # -- the API and health -------------------------------------------------------------------
     def register_routes(self, app) -> None:

@@ -5,6 +5,6 @@ retries (sender), and the inbox, preferences and delivery log the API serves (in
 from app.services.notifications.inbox import NotificationService
 from app.services.notifications.recorder import Recorder
 from app.services.notifications.render import Renderer
-from app.services.notifications.sender import NOTIFICATION_FAILED, RetryPolicy, Sender
+from app.services.notifications.sender import NOTIFICATION_FAILED, SEND_CHUNK, RetryPolicy, Sender
 
-__all__ = ["NOTIFICATION_FAILED", "NotificationService", "Recorder", "Renderer", "RetryPolicy", "Sender"]
+__all__ = ["NOTIFICATION_FAILED", "SEND_CHUNK", "NotificationService", "Recorder", "Renderer", "RetryPolicy", "Sender"]

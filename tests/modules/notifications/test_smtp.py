@@ -134,3 +134,30 @@ def test_the_sweep_wakes_a_late_delivery_once_and_leaves_fresh_ones_to_their_wak
     assert sender(credit_app).lost_wakeups(later()) == [mail.id]
     assert sender(credit_app).lost_wakeups(later()) == []  # already woken: not queued again
     assert sender(credit_app).send_due(later())[0].status == "sent"
+
+
+def test_a_chunk_is_claimed_together_and_each_outcome_recorded_on_its_own(
+    credit_app, credit_client, people, smtp_server
+):
+    smtp_server.replies.extend(["451 4.3.0 try again later"] * 3)
+    for amount in (1, 2, 3):
+        people.fund(people.alice, amount)
+    mails = sorted(deliveries_of(credit_app, people.alice.id, "email"), key=lambda mail: mail.created_at)
+    assert [mail.status for mail in mails] == ["queued"] * 3
+    ids = [mail.id for mail in mails]
+    smtp_server.replies.append("550 5.1.1 mailbox unavailable")  # the first of the chunk only
+
+    outcomes = sender(credit_app).send_many([*ids, "no-such-delivery"], later())
+    assert [(o.delivery_id, o.status) for o in outcomes] == [
+        (ids[0], "failed"),
+        (ids[1], "sent"),
+        (ids[2], "sent"),
+        ("no-such-delivery", "skipped"),
+    ]
+    assert len(smtp_server.received) == 2
+    after = {
+        mail.id: (mail.status, mail.attempts, mail.claimed_by) for mail in deliveries_of(credit_app, people.alice.id)
+    }
+    assert [after[i] for i in ids] == [("failed", 2, None), ("sent", 2, None), ("sent", 2, None)]
+    assert {o.status for o in sender(credit_app).send_many(ids, later())} == {"skipped"}  # nothing sent twice
+    assert len(smtp_server.received) == 2
