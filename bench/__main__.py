@@ -258,7 +258,7 @@ def run(db_url: str, workdir: Path, args, levels) -> dict:
         Server(gunicorn + ["bench.baseline_raw:app"], raw_env, workdir / "raw.log") as raw,
         Server(gunicorn + ["bench.hello:app"], {}, workdir / "hello.log") as hello,
         backbone.running_workers(
-            1, backbone.worker_env(db_url, workdir, backbone.NOOP), workdir, priority=backbone.IDLE
+            1, backbone.worker_env(db_url, workdir, backbone.NOOP, sweep_seconds=5.0), workdir, priority=backbone.IDLE
         ) as event_workers,
     ):
         token = requests.post(

@@ -42,7 +42,11 @@ NOOP = "bench.subscribers:NoopSubscriber"
 LATENCY = "bench.subscribers:LatencySubscriber"
 
 
-def worker_env(db_url: str, workdir: Path, modules: str) -> dict[str, str]:
+def worker_env(
+    db_url: str, workdir: Path, modules: str = "", sweep_seconds: float = 0.2, **settings: str
+) -> dict[str, str]:
+    """A `credit-system worker`'s environment on the bench database and Redis; `settings`
+    are more CREDIT_* variables, by their lower-case names without the prefix."""
     return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -52,8 +56,9 @@ def worker_env(db_url: str, workdir: Path, modules: str) -> dict[str, str]:
         "CREDIT_INSTANCE_PATH": str(workdir),
         "CREDIT_SECRET_KEY": SECRET_KEY,
         "CREDIT_MODULES_EXTRA": modules,
-        "CREDIT_EVENTS_SWEEP_SECONDS": "0.2",
+        "CREDIT_EVENTS_SWEEP_SECONDS": str(sweep_seconds),
         "CREDIT_EVENTS_BATCH_SIZE": "500",
+        **{f"CREDIT_{name.upper()}": value for name, value in settings.items()},
     }
 
 

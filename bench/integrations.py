@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from bench.events import ROOT, insert_events, start_workers, stop_workers
+from bench.events import insert_events, start_workers, stop_workers
+from bench.events import worker_env as events_worker_env
 from bench.seed import PASSWORD, REDIS, SECRET_KEY, scratch_database, seed_users
 
 NICE = 10
@@ -70,18 +70,7 @@ class Receiver:
 
 
 def worker_env(db_url: str, workdir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CREDIT_DATABASE_URL": db_url,
-        "CREDIT_CACHE_URL": REDIS,
-        "CREDIT_QUEUE_URL": REDIS,
-        "CREDIT_INSTANCE_PATH": str(workdir),
-        "CREDIT_SECRET_KEY": SECRET_KEY,
-        "CREDIT_WEBHOOK_ALLOW_PRIVATE": "true",
-        "CREDIT_EVENTS_SWEEP_SECONDS": "0.5",
-        "CREDIT_EVENTS_BATCH_SIZE": "500",
-    }
+    return events_worker_env(db_url, workdir, sweep_seconds=0.5, webhook_allow_private="true")
 
 
 def app_for(db_url: str, workdir: Path):

@@ -14,6 +14,7 @@ Cross-cutting failures follow from the flags, as they follow from the code paths
   auth=True       bearer security and 401 `unauthorized` (the token is checked first)
   body=True       400 `bad_request` (not JSON, not an object, missing), 413 `payload_too_large`,
                   415 `unsupported_media_type`, 422 `validation_error`
+  empty_body=True a POST that takes no body: 400, 413 and 415 as above when one is sent anyway
   backend=True    503 `service_unavailable` with Retry-After (the database is down); the default
   idempotent=True the Idempotency-Key header, `Idempotent-Replayed: true` on replayed 201 and
                   409 answers, 409 `idempotency_conflict`, 422 `idempotency_key_reused`
@@ -164,6 +165,7 @@ def error_responses(
     *codes: str,
     auth: bool = False,
     body: bool = False,
+    empty_body: bool = False,
     backend: bool = True,
     idempotent: bool = False,
     success: int = 201,
@@ -172,8 +174,10 @@ def error_responses(
     wanted = list(codes)
     if auth:
         wanted.insert(0, "unauthorized")
+    if body or empty_body:  # a POST without a body still has one checked: it must be empty or {}
+        wanted[:0] = ["bad_request", "payload_too_large", "unsupported_media_type"]
     if body:
-        wanted[:0] = ["bad_request", "payload_too_large", "unsupported_media_type", "validation_error"]
+        wanted.insert(3, "validation_error")
     if idempotent:
         wanted += ["idempotency_conflict", "idempotency_key_reused"]
     if backend:

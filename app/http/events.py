@@ -47,15 +47,7 @@ def build_events_blueprint(feed: EventFeed, guard: AccessGuard) -> Blueprint:
 
     @blp.route("/events/deliveries/<string(maxlength=32):delivery_id>/retry", methods=["POST"])
     @blp.response(202, DeliverySchema)
-    @errors(
-        "bad_request",
-        "payload_too_large",
-        "unsupported_media_type",
-        "forbidden",
-        "not_found",
-        "already_delivered",
-        auth=True,
-    )
+    @errors("forbidden", "not_found", "already_delivered", auth=True, empty_body=True)
     def retry_event_delivery(delivery_id):
         """Try a failed or dead delivery again now, with a fresh set of attempts (admin)."""
         return feed.retry(guard.principal(), delivery_id)

@@ -8,6 +8,7 @@ import pytest
 
 from app.infrastructure.migrations import upgrade
 from tests import backends
+from tests.e2e.browser import sync_playwright  # noqa: F401 - the page tests' fixture
 
 BACKEND = os.environ.get("CREDIT_TEST_BACKEND", "sqlite")
 # Redis db 12: a server process's own, apart from the in-process tests' db 13.

@@ -10,7 +10,7 @@ import requests
 
 from app.infrastructure.migrations import upgrade
 from app.testing.people import DEFAULT_PASSWORD
-from tests.e2e.test_docs_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, sync_playwright  # noqa: F401
+from tests.e2e.browser import ARTIFACTS, offline_page
 from tests.servers import ServerProcess, WorkerProcess, ensure_admin, server_env
 
 
@@ -74,57 +74,35 @@ def _workload(base: str) -> None:
 
 
 @pytest.mark.e2e
-def test_dashboard_logs_in_and_draws_real_data(sync_playwright, served):  # noqa: F811
+def test_dashboard_logs_in_and_draws_real_data(sync_playwright, served):
     _workload(served.url)
-    outside, page_errors, violations = [], [], []
-
-    def only_this_server(route):
-        if route.request.url.startswith(served.url + "/"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1400})
-            context.route("**/*", only_this_server)
-            page = context.new_page()
-            page.on("pageerror", lambda error: page_errors.append(str(error)))
-            page.on(
-                "console",
-                lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
-            )
-            response = page.goto(served.url + "/dashboard", wait_until="load")
-            assert response is not None and response.status == 200
-            page.fill("#username", "admin")
-            page.fill("#password", DEFAULT_PASSWORD)
-            page.click("#login button[type=submit]")
-            page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
-            page.wait_for_selector("#volumes svg.pygal-chart", timeout=30_000)
-            page.wait_for_selector("#modules svg.module-graph", timeout=30_000)
-            outstanding = page.inner_text("#outstanding")
-            trial = page.inner_text("#trial")
-            modules = page.eval_on_selector_all(
-                "#modules g.module", "nodes => nodes.map(n => [n.dataset.module, n.dataset.status])"
-            )
-            backlog = page.text_content("#modules g[data-module=reporting_module] .backlog") or ""
-            bars = page.eval_on_selector_all("#volumes svg .series rect, #volumes svg .series path", "n => n.length")
-            token = page.evaluate("sessionStorage.getItem('credit-dashboard-token')")
-            dead = page.inner_text("#dead-count")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            page.reload(wait_until="load")  # the token survives a reload of the tab
-            page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
-            assert page.is_hidden("#login")
-        finally:
-            browser.close()
+    with offline_page(sync_playwright, served.url, {"width": 1280, "height": 1400}) as seen:
+        page = seen.page
+        response = page.goto(served.url + "/dashboard", wait_until="load")
+        assert response is not None and response.status == 200
+        page.fill("#username", "admin")
+        page.fill("#password", DEFAULT_PASSWORD)
+        page.click("#login button[type=submit]")
+        page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
+        page.wait_for_selector("#volumes svg.pygal-chart", timeout=30_000)
+        page.wait_for_selector("#modules svg.module-graph", timeout=30_000)
+        outstanding = page.inner_text("#outstanding")
+        trial = page.inner_text("#trial")
+        modules = page.eval_on_selector_all(
+            "#modules g.module", "nodes => nodes.map(n => [n.dataset.module, n.dataset.status])"
+        )
+        backlog = page.text_content("#modules g[data-module=reporting_module] .backlog") or ""
+        bars = page.eval_on_selector_all("#volumes svg .series rect, #volumes svg .series path", "n => n.length")
+        token = page.evaluate("sessionStorage.getItem('credit-dashboard-token')")
+        dead = page.inner_text("#dead-count")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        page.reload(wait_until="load")  # the token survives a reload of the tab
+        page.wait_for_selector("body[data-loaded=true]", timeout=30_000)
+        assert page.is_hidden("#login")
 
     assert outstanding.replace(",", "") == "800" and "balanced" in trial and "NOT" not in trial
     assert ["reporting_module", "initialized"] in modules and ["transactions_module", "initialized"] in modules
     assert backlog.startswith("backlog ") and "dead 0" in backlog
     assert bars > 0 and token and dead == "0"
-    assert not outside, f"/dashboard tried to reach beyond the server: {outside}"
-    assert not page_errors, page_errors
-    assert not violations, violations
+    seen.assert_clean("/dashboard")

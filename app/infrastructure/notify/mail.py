@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from app.infrastructure.notify.failures import PermanentFailure, TransientFailure
 from app.infrastructure.notify.files import folder_of, write_private
+from app.infrastructure.notify.urls import check_transport_url
 
 SMTP_SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 SCHEMES = (*SMTP_SCHEMES, "file", "console")
@@ -38,16 +39,7 @@ class Mailer(Protocol):
 
 def check_mail_url(url: str) -> None:
     """ValueError unless url names a mail transport this module knows."""
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
-        known = ", ".join(f"{scheme}://" for scheme in SCHEMES)
-        raise ValueError(f"unknown mail scheme {parts.scheme + '://' if parts.scheme else url!r}; known: {known}")
-    if parts.scheme in SMTP_SCHEMES and not parts.hostname:
-        raise ValueError(f"{parts.scheme}:// needs a host, as {parts.scheme}://user:password@host:port")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is no number
-    except ValueError as exc:
-        raise ValueError(f"bad port in the mail URL: {exc}") from None
+    check_transport_url(url, "mail", SCHEMES, SMTP_SCHEMES, "{scheme}://user:password@host:port")
 
 
 def build_mailer(url: str, default_folder: Path = Path("instance") / "mail") -> Mailer:

@@ -18,6 +18,7 @@ import httpx
 
 from app.infrastructure.notify.failures import PermanentFailure, TransientFailure
 from app.infrastructure.notify.files import folder_of, write_private
+from app.infrastructure.notify.urls import check_transport_url
 
 SCHEMES = ("https", "http", "file", "console")
 TIMEOUT_SECONDS = 10.0
@@ -31,16 +32,8 @@ class SmsGateway(Protocol):
 
 
 def check_sms_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
-        known = ", ".join(f"{scheme}://" for scheme in SCHEMES)
-        raise ValueError(f"unknown SMS scheme {parts.scheme + '://' if parts.scheme else url!r}; known: {known}")
-    if parts.scheme in ("http", "https") and not parts.hostname:
-        raise ValueError(f"{parts.scheme}:// needs a host, as https://user:token@host/path")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is no number
-    except ValueError as exc:
-        raise ValueError(f"bad port in the SMS URL: {exc}") from None
+    """ValueError unless url names an SMS transport this module knows."""
+    check_transport_url(url, "SMS", SCHEMES, ("http", "https"), "https://user:token@host/path")
 
 
 def build_sms_gateway(url: str, default_folder: Path = Path("instance") / "sms") -> SmsGateway:

@@ -95,22 +95,14 @@ def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Bl
 
     @blp.route(f"/endpoints/{ENDPOINT_ID}/rotate-secret", methods=["POST"])
     @blp.response(200, WebhookSecretSchema)
-    @errors("bad_request", "payload_too_large", "unsupported_media_type", "forbidden", "not_found", auth=True)
+    @errors("forbidden", "not_found", auth=True, empty_body=True)
     def rotate_webhook_secret(endpoint_id):
         """A new signing secret (admin); the old one keeps signing beside it for 24 hours."""
         return webhooks.rotate_secret(guard.principal(), endpoint_id)
 
     @blp.route(f"/endpoints/{ENDPOINT_ID}/test", methods=["POST"])
     @blp.response(202, WebhookDeliverySchema)
-    @errors(
-        "bad_request",
-        "payload_too_large",
-        "unsupported_media_type",
-        "forbidden",
-        "not_found",
-        "endpoint_disabled",
-        auth=True,
-    )
+    @errors("forbidden", "not_found", "endpoint_disabled", auth=True, empty_body=True)
     def test_webhook_endpoint(endpoint_id):
         """Send a `webhook.test` event to this endpoint (admin); the delivery is in its log."""
         return webhooks.send_test(guard.principal(), endpoint_id)
@@ -126,15 +118,7 @@ def build_webhooks_blueprint(webhooks: WebhookService, guard: AccessGuard) -> Bl
 
     @blp.route("/deliveries/<string(maxlength=32):delivery_id>/retry", methods=["POST"])
     @blp.response(202, WebhookDeliverySchema)
-    @errors(
-        "bad_request",
-        "payload_too_large",
-        "unsupported_media_type",
-        "forbidden",
-        "not_found",
-        "endpoint_disabled",
-        auth=True,
-    )
+    @errors("forbidden", "not_found", "endpoint_disabled", auth=True, empty_body=True)
     def retry_webhook_delivery(delivery_id):
         """Send a delivery again now, whatever its state, with a fresh retry schedule (admin)."""
         return webhooks.retry(guard.principal(), delivery_id)

@@ -16,8 +16,6 @@ from app.schemas.notifications import (
 )
 from app.services.notifications import NotificationService
 
-NO_BODY = ("bad_request", "payload_too_large", "unsupported_media_type")
-
 
 def build_blueprint(notifications: NotificationService, guard: AccessGuard) -> Blueprint:
     blp = Blueprint("notifications", __name__, description="Notifications: inbox, preferences, delivery log")
@@ -33,14 +31,14 @@ def build_blueprint(notifications: NotificationService, guard: AccessGuard) -> B
 
     @blp.route("/notifications/<id:notification_id>/read", methods=["POST"])
     @blp.response(200, NotificationSchema)
-    @errors(*NO_BODY, "forbidden", "not_found", auth=True)
+    @errors("forbidden", "not_found", auth=True, empty_body=True)
     def mark_notification_read(notification_id):
         """Mark one of your notifications read (again: no change); another user's is 404."""
         return notifications.mark_read(guard.principal(), notification_id)
 
     @blp.route("/notifications/read-all", methods=["POST"])
     @blp.response(204)
-    @errors(*NO_BODY, "forbidden", auth=True)
+    @errors("forbidden", auth=True, empty_body=True)
     def mark_all_notifications_read():
         """Mark every one of your notifications read."""
         notifications.mark_all_read(guard.principal())

@@ -54,7 +54,7 @@ def build_blueprint(users: UserService, auth: AuthService, guard: AccessGuard) -
 
     @blp.route("/auth/logout", methods=["POST"], tags=["auth"])
     @blp.response(204)
-    @errors("bad_request", "payload_too_large", "unsupported_media_type", auth=True)
+    @errors(auth=True, empty_body=True)
     def logout():
         """Revoke the token this request carries, in every server process."""
         auth.logout(*guard.session())
