@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import OWED, EventDelivery, EventSubscriber, OutboxEvent
+from app.infrastructure.upsert import UPSERT_DIALECTS, dialect_insert
 from app.vocabulary import DeliveryStatus
 
 events = cast(Table, OutboxEvent.__table__)
@@ -68,16 +67,14 @@ def ensure_subscribers(session: Session, names: Sequence[str], now: datetime) ->
     """A lease row per subscribing module (inserted once; concurrent inserts are fine)."""
     if not names:
         return
-    dialect = session.get_bind().dialect.name
-    build = pg_insert if dialect == "postgresql" else sqlite_insert if dialect == "sqlite" else None
     rows = [{"name": name, "created_at": now} for name in names]
-    if build is None:
+    if session.get_bind().dialect.name not in UPSERT_DIALECTS:
         known = set(session.scalars(select(subscribers.c.name).where(subscribers.c.name.in_(names))))
         missing = [row for row in rows if row["name"] not in known]
         if missing:
             session.execute(insert(subscribers), missing)
         return
-    session.execute(build(subscribers).values(rows).on_conflict_do_nothing(index_elements=["name"]))
+    session.execute(dialect_insert(session, subscribers).values(rows).on_conflict_do_nothing(index_elements=["name"]))
 
 
 def oldest_unstamped(session: Session) -> datetime | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+
+from app.infrastructure.upsert import dialect_insert
 
 
 def insert_or_skip(session: Session, table: Table, rows: list[dict[str, Any]] | dict[str, Any], *unique: str) -> int:
@@ -17,9 +17,9 @@ def insert_or_skip(session: Session, table: Table, rows: list[dict[str, Any]] | 
     inserting the same key waits for the first and then inserts nothing (no check-then-insert
     window); SQLite serializes writers anyway.
     """
-    bind = session.get_bind()
-    build = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     # Counted from RETURNING: an INSERT's rowcount is not reliable across drivers (psycopg says -1).
     key = table.c[unique[0]]
-    statement = build(table).values(rows).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+    statement = (
+        dialect_insert(session, table).values(rows).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+    )
     return len(session.execute(statement).all())

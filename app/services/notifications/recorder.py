@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import User, utcnow
 from app.infrastructure.tables_notifications import Notification, NotificationDelivery, NotificationPreference
+from app.infrastructure.upsert import insert_ignoring_duplicates
 from app.services.notifications.compose import Intent, intents
 from app.services.notifications.preferences import Preferences
 from app.services.notifications.render import Renderer
@@ -45,14 +45,6 @@ def load_preferences(session: Session, user_ids: list[str]) -> dict[str, Prefere
     ).all()
     found = {user_id: Preferences.stored(topics, threshold) for user_id, topics, threshold in rows}
     return {user_id: found.get(user_id, Preferences()) for user_id in user_ids}
-
-
-def insert_ignoring_duplicates(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on either backend."""
-    if not rows:
-        return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
 @dataclass(frozen=True)

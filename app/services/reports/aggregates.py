@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import utcnow
 from app.infrastructure.tables_reporting import DAY, QUARTER, ReportActivity, ReportCountedEvent, ReportTotal
+from app.infrastructure.upsert import dialect_insert
 from app.services.reports.periods import floor_day, floor_quarter, mask_bits, quarter_of_day
 from app.vocabulary import EventType
 
@@ -31,12 +31,6 @@ NEW_USERS, ACTIVE_USERS = "new_users", "active_users"
 _counted, _totals, _activity = (
     cast(Table, model.__table__) for model in (ReportCountedEvent, ReportTotal, ReportActivity)
 )
-
-
-def _insert(session: Session, table: Table) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 class ReportAggregator:
@@ -72,7 +66,7 @@ class ReportAggregator:
         if not event_ids:
             return set()
         now = utcnow()
-        claim = _insert(session, _counted).on_conflict_do_nothing(index_elements=["event_id"])
+        claim = dialect_insert(session, _counted).on_conflict_do_nothing(index_elements=["event_id"])
         rows = [{"event_id": i, "counted_at": now} for i in event_ids]
         return set(session.scalars(claim.returning(_counted.c.event_id), rows))
 
@@ -85,12 +79,12 @@ class ReportAggregator:
             {"day": day, "user_id": user_id, "early": early, "late": late}
             for (day, user_id), (early, late) in sorted(activity.items())
         ]
-        insert_new = _insert(session, _activity).on_conflict_do_nothing(index_elements=["day", "user_id"])
+        insert_new = dialect_insert(session, _activity).on_conflict_do_nothing(index_elements=["day", "user_id"])
         inserted = session.execute(insert_new.returning(_activity.c.day, _activity.c.user_id), rows)
         new = {(row.day, row.user_id) for row in inserted}
         known = [row for row in rows if (row["day"], row["user_id"]) not in new]
         if known:
-            statement = _insert(session, _activity)
+            statement = dialect_insert(session, _activity)
             session.execute(
                 statement.on_conflict_do_update(
                     index_elements=["day", "user_id"],
@@ -111,7 +105,7 @@ class ReportAggregator:
             {"span": span, "start": start, "metric": metric, "count": count, "amount": amount}
             for (span, start, metric), (count, amount) in sorted(totals.items())
         ]
-        statement = _insert(session, _totals)
+        statement = dialect_insert(session, _totals)
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["span", "start", "metric"],
