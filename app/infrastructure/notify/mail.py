@@ -4,6 +4,9 @@ has credentials), or `file://` (one `.eml` per message in a folder: the embedded
 
 SMTP replies are classified as RFC 5321 has them: 4xx transient, 5xx permanent; a connection
 that cannot be made or breaks is transient. The URL's password never appears in an error.
+Messages sent inside `with mailer.connection():` share one SMTP connection (the sender's
+chunk of deliveries), as a mail client would: a connection and a login per message cost more
+than the message.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import smtplib
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +37,9 @@ class Mailer(Protocol):
 
     def send(self, message: EmailMessage) -> None:
         """Hand the message over; TransientFailure or PermanentFailure when it cannot be."""
+
+    def connection(self) -> AbstractContextManager[None]:
+        """A block whose sends (on this thread) may share one connection to the server."""
 
     def ping(self) -> None:
         """Raise TransientFailure unless a message could be handed over now."""
@@ -63,6 +71,7 @@ class SmtpMailer:
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else ""
         self.timeout = timeout
+        self._held = threading.local()  # this thread's connection() block: `reuse`, `smtp`
 
     def _connect(self, timeout: float) -> smtplib.SMTP:
         if self.scheme == "smtps":
@@ -81,15 +90,37 @@ class SmtpMailer:
             raise
         return smtp
 
+    @contextmanager
+    def connection(self) -> Iterator[None]:
+        """Sends on this thread inside the block share one connection: opened by the first,
+        closed at the end (or as soon as a send fails, the next one opening another)."""
+        self._held.reuse = True
+        try:
+            yield
+        finally:
+            self._held.reuse = False
+            self._drop()
+
     def send(self, message: EmailMessage) -> None:
         try:
-            smtp = self._connect(self.timeout)
+            smtp = getattr(self._held, "smtp", None) or self._connect(self.timeout)
             try:
                 smtp.send_message(message)
-            finally:
+            except BaseException:
+                self._held.smtp = None
+                _close(smtp)  # whatever state a failed conversation left, the next send starts afresh
+                raise
+            if getattr(self._held, "reuse", False):
+                self._held.smtp = smtp
+            else:
                 _close(smtp)
         except Exception as exc:
             raise classify(exc) from None
+
+    def _drop(self) -> None:
+        smtp, self._held.smtp = getattr(self._held, "smtp", None), None
+        if smtp is not None:
+            _close(smtp)
 
     def ping(self) -> None:
         try:
@@ -139,6 +170,9 @@ class FileMailer:
         except OSError as exc:
             raise TransientFailure(f"cannot write the mail folder: {type(exc).__name__}") from None
 
+    def connection(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
     def ping(self) -> None:
         if self.folder.exists() and not self.folder.is_dir():
             raise TransientFailure("the mail folder is not a directory")
@@ -154,6 +188,9 @@ class ConsoleMailer:
         with self._lock:
             sys.stdout.write(f"{message.as_string()}\n")
             sys.stdout.flush()
+
+    def connection(self) -> AbstractContextManager[None]:
+        return nullcontext()
 
     def ping(self) -> None:
         return None

@@ -5,6 +5,8 @@ is the title), the email around them (`email.txt`, `email.html`, autoescaped) an
 
 from __future__ import annotations
 
+from email import policy
+from email.contentmanager import raw_data_manager
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -14,6 +16,20 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, s
 
 PRODUCT = "Credit System"
 MAX_TITLE, MAX_SMS = 200, 480
+
+
+def plain_header(value: str) -> bool:
+    """ASCII on one line: a header value that needs no parsing, encoding or care when folded.
+
+    policy.default parses every header into objects and folds it again when the message is
+    written: 0.9 ms a message, more than rendering it, writing it out and recording it
+    together. The values here (our title, a checked address, our Message-ID) are plain
+    almost always: those are set under compat32, which stores the strings as they are, and
+    the message then takes the default policy, which parses a stored string only when it is
+    read and writes a short one as it is (0.1 ms in all). A name or an address outside ASCII
+    gets the default policy's care from the start.
+    """
+    return value.isascii() and "\r" not in value and "\n" not in value
 
 
 class Renderer:
@@ -42,15 +58,22 @@ class Renderer:
     ) -> EmailMessage:
         """A text message with an HTML alternative, Message-ID and Date."""
         parts = {"title": title, "body": body, **context}
-        message = EmailMessage()
-        message["Subject"] = title
-        message["From"] = sender
-        message["To"] = to
-        message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = message_id
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-        message.set_content(self._render("email.txt", parts) + "\n")
-        message.add_alternative(self._render("email.html", parts), subtype="html")
+        headers = {
+            "Subject": title,
+            "From": sender,
+            "To": to,
+            "Date": formatdate(usegmt=True),
+            "Message-ID": message_id,
+            "Auto-Submitted": "auto-generated",  # RFC 3834: no auto-replies to this
+        }
+        plain = all(map(plain_header, headers.values()))
+        message = EmailMessage(policy=policy.compat32 if plain else policy.default)
+        for name, value in headers.items():
+            message[name] = value
+        message.set_content(self._render("email.txt", parts) + "\n", content_manager=raw_data_manager)
+        message.add_alternative(self._render("email.html", parts), subtype="html", content_manager=raw_data_manager)
+        for part in message.walk():  # from here on a message like any other: read, written, sent
+            part.policy = policy.default
         return message
 
     def sms(self, title: str, body: str, context: dict[str, Any]) -> str:

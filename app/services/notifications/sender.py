@@ -4,8 +4,13 @@ Runs in huey tasks after the handler's commit, in the sweep, or inline in tests;
 a handler. A claim is one conditional UPDATE (queued, due, not held by a live claim) that
 only one process can win, so two workers racing on one delivery send one message. The
 claim outlives a whole send (CLAIM_SECONDS > the adapters' timeouts), and expires if its
-holder dies, when the sweep hands the delivery to another worker (the only way a message
-can go twice: a worker killed after the provider took it and before the outcome committed).
+holder dies, when the sweep hands the delivery to another worker.
+
+Deliveries go SEND_CHUNK at a time: one claim, the emails over one SMTP connection, and the
+successes recorded together in one transaction after the chunk (failures at once, each
+with its retry). The one way a message can go twice is a worker killed after the provider
+took it and before the chunk's outcome committed: at most a chunk, each message again with
+its Message-ID, by which a mailbox tells it is the same.
 
 Transient failures are retried with exponential backoff (full jitter) up to `max_attempts`;
 permanent ones, and the last transient one, make the delivery `failed` and record a
@@ -27,7 +32,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, or_, select, update
 
 from app.infrastructure.database import Database
 from app.infrastructure.notify import DeliveryFailure, Mailer, PermanentFailure, SmsGateway, TransientFailure
@@ -49,6 +54,20 @@ SEND_CHUNK = 10
 WAKE_GRACE_SECONDS = 15.0  # a wake-up this late was lost (or the queue is behind)
 Status, Channel = NotificationStatus, NotificationChannel
 D = NotificationDelivery
+_deliveries = cast(Table, NotificationDelivery.__table__)
+# One statement for a chunk's successes, executed with each row's own Message-ID.
+_MARK_SENT = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("delivery_id"), _deliveries.c.claimed_by == bindparam("owner"))
+    .values(
+        status=Status.SENT,
+        sent_at=bindparam("sent_at"),
+        message_id=bindparam("message_id"),
+        last_error=None,
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -95,17 +114,25 @@ class Sender:
         return self.send_many([delivery_id], now)[0]
 
     def send_many(self, delivery_ids: list[str], now: datetime | None = None) -> list[Outcome]:
-        """Send several (their outcomes, in the same order): claimed SEND_CHUNK at a time
-        (one UPDATE and one SELECT for the chunk), each handed over and its outcome
-        committed on its own, so a crash can send again at most the message in hand."""
+        """Send several (their outcomes, in the same order): SEND_CHUNK at a time, each
+        chunk claimed in one UPDATE and one SELECT, its emails sent over one connection, its
+        successes recorded in one transaction at its end."""
         outcomes: dict[str, Outcome] = {}
         for start in range(0, len(delivery_ids), SEND_CHUNK):
             chunk = delivery_ids[start : start + SEND_CHUNK]
-            for claim in self._claim(chunk, now or utcnow()):
-                outcomes[claim.id] = self._send_claimed(claim)
+            sent: list[_Claim] = []
+            with self.mailer.connection():
+                for claim in self._claim(chunk, now or utcnow()):
+                    failed = self._hand_over_or_fail(claim)
+                    if failed is None:
+                        sent.append(claim)
+                    else:
+                        outcomes[claim.id] = failed
+            outcomes.update((outcome.delivery_id, outcome) for outcome in self._sent(sent))
         return [outcomes.get(delivery_id) or Outcome(delivery_id, "skipped") for delivery_id in delivery_ids]
 
-    def _send_claimed(self, claim: _Claim) -> Outcome:
+    def _hand_over_or_fail(self, claim: _Claim) -> Outcome | None:
+        """None when the provider took the message; else the failure, recorded."""
         try:
             self._hand_over(claim)
         except DeliveryFailure as exc:
@@ -113,7 +140,7 @@ class Sender:
         except Exception as exc:  # a bug or a broken template: never retried blindly forever
             log.exception("notification delivery %s: unexpected error", claim.id)
             return self._failed(claim, TransientFailure(f"{type(exc).__name__} while sending"))
-        return self._sent(claim)
+        return None
 
     def _claim(self, delivery_ids: list[str], now: datetime) -> list[_Claim]:
         """Claim those of the deliveries that are queued, due and not held by a live claim."""
@@ -180,30 +207,34 @@ class Sender:
         address = parseaddr(self.mail_from)[1]  # "Credits <credits@bank.example>" -> credits@bank.example
         return f"<{delivery_id}@{address.rpartition('@')[2] or 'localhost'}>"
 
-    def _sent(self, claim: _Claim) -> Outcome:
+    def _sent(self, claims: list[_Claim]) -> list[Outcome]:
+        """Record the claims' messages as sent, in one transaction (each only while its claim is ours)."""
+        if not claims:
+            return []
+        now = utcnow()
         with self._db.unit_of_work() as uow:
             uow.session.execute(
-                update(D)
-                .where(D.id == claim.id, D.claimed_by == self.owner)
-                .values(
-                    status=Status.SENT,
-                    sent_at=utcnow(),
-                    last_error=None,
-                    claimed_by=None,
-                    claimed_until=None,
-                    message_id=self._message_id(claim.id) if claim.channel == Channel.EMAIL else None,
-                )
-                .execution_options(synchronize_session=False)
+                _MARK_SENT,
+                [
+                    {
+                        "delivery_id": claim.id,
+                        "owner": self.owner,
+                        "sent_at": now,
+                        "message_id": self._message_id(claim.id) if claim.channel == Channel.EMAIL else None,
+                    }
+                    for claim in claims
+                ],
             )
             uow.commit()
-        log.info(
-            "notification sent: delivery %s, %s to %s, attempt %d",
-            claim.id,
-            claim.channel,
-            mask(claim.channel, claim.recipient),
-            claim.attempts,
-        )
-        return Outcome(claim.id, "sent")
+        for claim in claims:
+            log.info(
+                "notification sent: delivery %s, %s to %s, attempt %d",
+                claim.id,
+                claim.channel,
+                mask(claim.channel, claim.recipient),
+                claim.attempts,
+            )
+        return [Outcome(claim.id, "sent") for claim in claims]
 
     def _failed(self, claim: _Claim, failure: DeliveryFailure) -> Outcome:
         error = scrub(str(failure), claim.recipient)[:500]

@@ -23,17 +23,20 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    peer: tuple = ()  # the client's (host, port): one per SMTP connection
 
 
 class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_DATA(self, _server, _session, envelope) -> str:
+    async def handle_DATA(self, _server, session, envelope) -> str:
         reply = self.server.next_reply()
         if reply.startswith("250"):
             parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.server.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+            self.server.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, tuple(session.peer))
+            )
         return reply
 
 

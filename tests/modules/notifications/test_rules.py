@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 import pytest
 
 from app.services.errors import ValidationFailed
@@ -111,6 +114,37 @@ def test_html_is_escaped_and_titles_stay_on_one_line():
     message = renderer.email(sender="s@x", to="r@x", message_id="<m@x>", title=title, body=body, context=context)
     html = message.get_body(("html",)).get_content()
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def _written_and_read_back(**headers):
+    context = {"amount": 5, "balance": 5, "counterparty": "bob", "description": None}
+    message = Renderer().email(body="bob sent you 5 credits.", context=context, **headers)
+    return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+
+
+@pytest.mark.parametrize(
+    "sender, title",
+    [
+        ("Credits <credits@bank.example>", "You received 5 credits"),  # plain: set as they are
+        ("Crédits Bancaires <credits@bank.example>", "Vous avez reçu 5 crédits"),  # the default policy's care
+    ],
+)
+def test_an_email_reads_back_as_it_was_written(sender, title):
+    read = _written_and_read_back(sender=sender, to="alice@example.com", message_id="<d1@bank.example>", title=title)
+    assert str(read["Subject"]) == title
+    assert read["From"].addresses[0].display_name == sender.split(" <")[0]
+    assert read["From"].addresses[0].addr_spec == "credits@bank.example"
+    assert read["To"].addresses[0].addr_spec == "alice@example.com"
+    assert read["Message-ID"] == "<d1@bank.example>" and read["Date"].datetime is not None
+    assert read["Auto-Submitted"] == "auto-generated"
+    assert read.get_content_type() == "multipart/alternative"
+    assert "bob sent you 5 credits." in read.get_body(("plain",)).get_content()
+    assert "bob sent you 5 credits." in read.get_body(("html",)).get_content()
+
+
+def test_a_header_value_with_a_line_break_is_refused():
+    with pytest.raises(ValueError):
+        _written_and_read_back(sender="s@x", to="r@x", message_id="<m@x>", title="Hi\r\nBcc: eve@example.com")
 
 
 def test_a_template_folder_overrides_by_name(tmp_path):

@@ -136,7 +136,7 @@ def test_the_sweep_wakes_a_late_delivery_once_and_leaves_fresh_ones_to_their_wak
     assert sender(credit_app).send_due(later())[0].status == "sent"
 
 
-def test_a_chunk_is_claimed_together_and_each_outcome_recorded_on_its_own(
+def test_a_chunk_is_claimed_together_sent_over_one_connection_and_each_outcome_recorded(
     credit_app, credit_client, people, smtp_server
 ):
     smtp_server.replies.extend(["451 4.3.0 try again later"] * 3)
@@ -155,6 +155,8 @@ def test_a_chunk_is_claimed_together_and_each_outcome_recorded_on_its_own(
         ("no-such-delivery", "skipped"),
     ]
     assert len(smtp_server.received) == 2
+    # The refusal dropped its connection; the two messages after it shared the next one.
+    assert len({received.peer for received in smtp_server.received}) == 1
     after = {
         mail.id: (mail.status, mail.attempts, mail.claimed_by) for mail in deliveries_of(credit_app, people.alice.id)
     }
