@@ -56,7 +56,7 @@ class Settings:
     events_retry_base_seconds: float = 1.0
     events_retry_max_seconds: float = 600.0
     events_sweep_seconds: float = 5.0
-    events_relay_delay_seconds: float = 0.02
+    events_relay_delay_seconds: float = 0.1
     events_done_retention_seconds: int = 7 * 24 * 3600
     # integration_module (API.md "Integrations"); the retry schedule, timeout and disabling
     # delay are settings so tests can shorten them.

@@ -71,8 +71,11 @@ class EventBackbone:
         """Events were committed: wake the relay, without adding to the committer's latency.
 
         With a real queue a daemon thread coalesces pulls and enqueues one relay task per
-        `relay_delay_seconds` at most while events flow. With the immediate queue (memory://,
-        tests) the relay and the drains run now, on this thread, after the commit.
+        `relay_delay_seconds` at most while events flow, and on Redis one per that delay
+        across every process (first_to_ask): each wake-up costs a relay pass and a drain of
+        every subscribing module, so four servers each waking the relay cost the worker
+        four times the work for the same events. With the immediate queue (memory://, tests)
+        the relay and the drains run now, on this thread, after the commit.
         """
         if self.stopping.is_set():
             return
@@ -91,8 +94,19 @@ class EventBackbone:
             if not self._pulled.wait(timeout=1.0):
                 continue
             self._pulled.clear()
-            self.enqueue_relay()
+            if self._relay_asked_elsewhere():
+                # That wake-up's relay may run before our commit was visible: ask again
+                # after the delay, when its mark has expired (it then covers ours too).
+                self._pulled.set()
+            else:
+                self.enqueue_relay()
             self.stopping.wait(self.policy.relay_delay_seconds)
+
+    def _relay_asked_elsewhere(self) -> bool:
+        try:
+            return not self.queue.first_to_ask(RELAY_TASK, self.policy.relay_delay_seconds)
+        except Exception:  # the queue is down: enqueue_relay says so, and the sweep catches up
+            return False
 
     # -- wake-ups -------------------------------------------------------------------------
     def enqueue_relay(self) -> bool:

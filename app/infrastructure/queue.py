@@ -126,6 +126,17 @@ class EventQueue:
                 return
         setup(self._huey)
 
+    def first_to_ask(self, wakeup: str, seconds: float) -> bool:
+        """Whether no process sharing this queue asked for `wakeup` in the last `seconds`
+        (and this one now has): on Redis one SET NX PX, so processes on every host wake the
+        worker that often at most between them. Other backends cannot tell cheaply: True,
+        each process pacing itself. Raises what the backend raises when it is down."""
+        if self.backend != "redis":
+            return True
+        storage: Any = self.huey.storage
+        key = f"huey.redis.{storage.name}.asked.{wakeup}"
+        return bool(storage.conn.set(key, b"1", nx=True, px=max(round(seconds * 1000), 1)))
+
     def ping(self) -> None:
         """QueueUnavailable unless the backend answers."""
         try:
