@@ -80,6 +80,12 @@ def start_workers(
     return procs
 
 
+def signal_workers(procs: list[subprocess.Popen], signum: int) -> None:
+    """Send signum to each worker's whole process group (SIGSTOP holds it, SIGCONT resumes)."""
+    for proc in procs:
+        os.killpg(proc.pid, signum)
+
+
 def stop_workers(procs: list[subprocess.Popen]) -> None:
     import signal
 
