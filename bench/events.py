@@ -9,9 +9,9 @@
 
 Workers run at a lower CPU priority (`nice`), as background work on this shared 2-core
 machine (production runs them on other hosts or at lower priority); the figures say so.
-The ratio runs of `make bench` start theirs under SCHED_IDLE instead (IDLE below): there
-they stand for workers on hosts of their own, taking only CPU no request wants, and what
-they owe is drained, and timed, between runs.
+The ratio runs of `make bench` start theirs under SCHED_IDLE (IDLE below) and hold it
+(SIGSTOP, signal_workers) during the project's timed transfer runs, as a worker on a host
+of its own; what it owes is drained, and timed, after each run.
 Needs PostgreSQL and Redis (CREDIT_BENCH_POSTGRES_URL / CREDIT_BENCH_REDIS_URL).
 """
 
