@@ -90,6 +90,7 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
     import signal
 
     for proc in procs:
+        os.killpg(proc.pid, signal.SIGCONT)  # one held (SIGSTOP) when a run failed would not hear SIGTERM
         os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs:
         proc.wait(timeout=60)
