@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from app.http.principal import register_principal_loader
 from app.modules.wallet_module import WalletModule
@@ -25,6 +28,18 @@ from app.testing import (  # noqa: F401  (the plugin's helpers, re-exported for 
 )
 
 METRICS_TOKEN = "test-metrics-token-0123456789abcdef"  # the test apps' CREDIT_METRICS_TOKEN
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], timeout: float = 3.0, interval: float = 0.05) -> T:
+    """check()'s first truthy value within timeout (polled every interval), else its last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(interval)
 
 
 def cursor_of(*values) -> str:

@@ -19,7 +19,7 @@ class EventPolicy:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     sweep_seconds: float = 5.0  # a worker's own pass: relay, due retries, expired leases
-    relay_delay_seconds: float = 0.1  # a process wakes the relay at most this often (README says why)
+    relay_delay_seconds: float = 0.1  # a process wakes the relay at most this often (docs/events.md says why)
 
     def next_attempt(self, attempts: int, now: datetime, rng: random.Random | None = None) -> datetime | None:
         """When to try again after `attempts` failed attempts; None when they are all used.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 import redis
@@ -19,16 +18,7 @@ import redis
 from app.infrastructure.cache import Cache, build_cache
 from app.testing import FakeCache
 from tests import backends
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Whether predicate() became true within timeout (polled)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from tests.helpers import eventually  # noqa: F401  (re-exported for the contract tests)
 
 
 class Harness:

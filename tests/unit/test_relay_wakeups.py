@@ -11,6 +11,7 @@ from huey import MemoryHuey  # type: ignore[import-untyped]
 from app.events.backbone import RELAY_TASK, EventBackbone
 from app.events.policy import EventPolicy
 from app.infrastructure.queue import EventQueue
+from tests.helpers import eventually
 
 
 class _Database:
@@ -40,21 +41,12 @@ def _backbone(queue: _Queue, delay: float) -> EventBackbone:
     return EventBackbone(_Database(), queue, None, EventPolicy(relay_delay_seconds=delay))  # type: ignore[arg-type]
 
 
-def _eventually(condition, seconds: float = 3.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 def test_a_wake_up_asked_elsewhere_is_asked_for_again_after_the_delay():
     queue = _Queue([False, False, True])
     backbone = _backbone(queue, delay=0.05)
     try:
         backbone.pull()
-        assert _eventually(lambda: queue.huey.pending_count() == 1)
+        assert eventually(lambda: queue.huey.pending_count() == 1)
         assert queue.asked == [RELAY_TASK] * 3  # twice someone else's, then ours: one task
         time.sleep(0.2)
         assert queue.huey.pending_count() == 1 and len(queue.asked) == 3  # nothing more was committed
@@ -68,7 +60,7 @@ def test_commits_within_the_delay_make_one_wake_up():
     try:
         for _ in range(50):
             backbone.pull()
-        assert _eventually(lambda: queue.huey.pending_count() == 1)
+        assert eventually(lambda: queue.huey.pending_count() == 1)
         time.sleep(0.1)
         assert queue.huey.pending_count() == 1 and queue.asked == [RELAY_TASK]
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests import helpers
 from tests.e2e.test_dev_server import stop, wait_live
 from tests.servers import BIN, free_port
 
@@ -20,13 +21,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 PASSWORD = "correct-horse-battery"
 
 
-def eventually(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+def eventually(check):
+    """A real server and worker: up to a minute."""
+    return helpers.eventually(check, timeout=60.0, interval=0.2)
 
 
 def mails_to(instance: Path, address: str) -> list[str]:
