@@ -15,7 +15,7 @@ from app.http.idempotency import TransactionRenderer
 from app.infrastructure.cache import build_cache, limits_storage_url
 from app.infrastructure.database import Database, EventBus, build_engine
 from app.infrastructure.notify import build_mailer, build_sms_gateway
-from app.infrastructure.posting import PipelinedWriter, StepByStepWriter, writer_for
+from app.infrastructure.posting import FunctionWriter, StepByStepWriter, writer_for
 from app.infrastructure.queue import EventQueue
 from app.infrastructure.webhooks import AddressGuard, WebhookSender
 from app.modules.audit_module import AuditModule
@@ -107,11 +107,11 @@ class Container(containers.DeclarativeContainer):
     idempotency_store = providers.Singleton(IdempotencyStore, ttl_seconds=config.idempotency_ttl_seconds)
     balance_cache = providers.Singleton(BalanceCache, cache=cache, ttl_seconds=config.balance_cache_seconds)
     step_by_step_writer = providers.Singleton(StepByStepWriter)
-    pipelined_writer = providers.Singleton(PipelinedWriter)
-    # PostgreSQL sends a posting in one round trip; other databases one statement at a time.
+    function_writer = providers.Singleton(FunctionWriter)
+    # PostgreSQL makes a posting one call of a database function; other databases one statement at a time.
     posting_writer = providers.Selector(
         providers.Callable(writer_for, config.database_url),
-        pipelined=pipelined_writer,
+        function=function_writer,
         step_by_step=step_by_step_writer,
     )
     transaction_renderer = providers.Singleton(TransactionRenderer)

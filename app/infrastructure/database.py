@@ -134,6 +134,10 @@ class EventBus:
         """Back to the subscriptions of an earlier snapshot()."""
         self._handlers = defaultdict(list, {event_type: list(handlers) for event_type, handlers in snapshot.items()})
 
+    def handles(self, event_type: str) -> bool:
+        """Whether an in-transaction subscriber takes events of this type."""
+        return bool(self._handlers.get(event_type))
+
     def dispatch(self, session: Session, domain_event: DomainEvent) -> None:
         for handler in list(self._handlers.get(domain_event.type, ())):
             handler(session, domain_event)
@@ -148,6 +152,7 @@ class UnitOfWork:
         self._on_events = on_events
         self._events: list[DomainEvent] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._wrote_events = False  # a statement wrote events itself (note_events_written)
         self.committed = False
 
     def __enter__(self) -> UnitOfWork:
@@ -162,6 +167,35 @@ class UnitOfWork:
     def record(self, domain_event: DomainEvent) -> None:
         """Queue an event: handed to in-transaction subscribers and written to the outbox at commit."""
         self._events.append(domain_event)
+
+    def dispatches(self, event_type: str) -> bool:
+        """Whether an event of this type must be recorded here, for an in-transaction subscriber."""
+        return self._bus.handles(event_type)
+
+    def pristine(self) -> bool:
+        """Nothing read, written or recorded yet: the unit's work may be one statement that
+        commits itself (committing_alone)."""
+        return not self.session.in_transaction() and not self._events
+
+    def note_events_written(self) -> None:
+        """A statement of this unit wrote outbox rows itself: commit() wakes their relay."""
+        self._wrote_events = True
+
+    @contextmanager
+    def committing_alone(self) -> Iterator[None]:
+        """The one statement run inside is its own transaction (the driver's autocommit): it
+        commits, or rolls back, as it finishes; for a pristine unit whose last write it is.
+        The unit's commit() afterwards has nothing to send and runs the after-commit work."""
+        connection = self.session.connection()
+        driver: Any = connection.connection.driver_connection
+        driver.autocommit = True
+        try:
+            yield
+        finally:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken connection: it must never go back to the pool in autocommit
+                connection.invalidate()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run callback once the transaction is durable (cache invalidation and the like)."""
@@ -209,7 +243,7 @@ class UnitOfWork:
                 callback()
             except Exception:  # the commit stands; a failed side effect must not undo it
                 log.exception("after-commit callback failed")
-        if rows and self._on_events is not None:
+        if (rows or self._wrote_events) and self._on_events is not None:
             try:
                 self._on_events()
             except Exception:
@@ -219,6 +253,7 @@ class UnitOfWork:
         """Undo everything so far, including the events and side effects it queued."""
         self._events.clear()
         self._after_commit.clear()
+        self._wrote_events = False
         self.session.rollback()
 
 

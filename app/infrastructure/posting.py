@@ -3,30 +3,42 @@
 A writer updates the stored balance of each wallet a posting touches, in user-id order
 (so concurrent postings never deadlock) and guarded on the UPDATE itself (a debit only if
 the balance stays >= 0, a leg marked `active` only if its user is active); then it inserts
-the transaction, its entries (a wallet's entry carrying the wallet's `balance_after`) and,
-when given one, the idempotency record; it returns the wallets' new balances.
-`StepByStepWriter` runs one statement at a time and, when a guard refuses, finds out why
-(`Refused`). `PipelinedWriter` sends everything in one round trip on PostgreSQL and cannot
-tell why; it raises `NotAsSent` and the ledger redoes the posting step by step. Nothing
-here knows HTTP or the domain's errors; docs/ledger.md has the map.
+the transaction, its entries (a wallet's entry carrying the wallet's `balance_after`),
+when given one, the idempotency record, and the posting's event with each wallet's balance
+after; it returns the wallets' new balances. `StepByStepWriter` runs one statement at a
+time and, when a guard refuses, finds out why (`Refused`). `FunctionWriter` makes the whole
+posting one call of a PostgreSQL function, in one round trip, and cannot tell why; it
+raises `NotAsSent` and the ledger redoes the posting step by step. Nothing here knows HTTP
+or the domain's errors; docs/ledger.md has the map.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Insert, Table, bindparam, exists, insert, select, true, update
+from sqlalchemy import BigInteger, String, Table, Text, bindparam, column, exists, insert, select, text, true, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.infrastructure.database import UnitOfWork
-from app.infrastructure.statements import Precompiled, batch
-from app.infrastructure.tables import Account, IdempotencyKey, LedgerEntry, Transaction, User
+from app.infrastructure.outbox import DomainEvent
+from app.infrastructure.statements import Precompiled
+from app.infrastructure.tables import (
+    Account,
+    IdempotencyKey,
+    LedgerEntry,
+    OutboxEvent,
+    Transaction,
+    User,
+    utcnow,
+)
 
 
 class PostingLeg(Protocol):
@@ -81,9 +93,18 @@ class WalletState(NamedTuple):
 
 
 class PostingWriter(Protocol):
-    def write(self, uow: UnitOfWork, posting: PostingRows, record: dict | None = None) -> list[WalletState]:
+    def write(
+        self,
+        uow: UnitOfWork,
+        posting: PostingRows,
+        record: dict | None = None,
+        event: DomainEvent | None = None,
+        final: bool = False,
+    ) -> list[WalletState]:
         """Write posting (and record, an idempotency row claiming its key for the first
-        time: a plain insert) in uow's transaction; the wallets' new states.
+        time: a plain insert) in uow's transaction, record event with the wallets'
+        balances after (`with_balances`); the wallets' new states. `final`: nothing else
+        will be written in the unit, so a writer may commit it with the posting.
 
         Raises `Refused` (why the posting cannot be written), `KeyTaken`, or `NotAsSent`
         (not written as sent, reason unknown: redo it with `StepByStepWriter`, which never
@@ -113,7 +134,7 @@ class Overdrawn(Refused):
 
 
 class NotAsSent(Exception):
-    """A pipelined posting did not go through as sent; redo it step by step to learn why."""
+    """A posting did not go through as sent; redo it step by step to learn why."""
 
 
 class KeyTaken(Exception):
@@ -122,8 +143,8 @@ class KeyTaken(Exception):
 
 # The statements, built once (constructing and cache-keying a statement costs several
 # times what executing it does) and run as Precompiled: see that module for why.
-_accounts, _transactions, _entries, _users, _records = (
-    cast(Table, model.__table__) for model in (Account, Transaction, LedgerEntry, User, IdempotencyKey)
+_accounts, _transactions, _entries, _users, _records, _outbox = (
+    cast(Table, model.__table__) for model in (Account, Transaction, LedgerEntry, User, IdempotencyKey, OutboxEvent)
 )
 _CREDIT = (
     update(_accounts)
@@ -147,8 +168,7 @@ _UPDATES = {  # by (is the leg a debit, must its user be active)
 _WALLET_UPDATE = {shape: Precompiled(statement) for shape, statement in _UPDATES.items()}
 _INSERT_TRANSACTION = Precompiled(insert(_transactions), column_keys=[c.key for c in _transactions.c])
 INSERT_RECORD = Precompiled(insert(_records), column_keys=[c.key for c in _records.c])
-_ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at")
-_LOCATION = ("account_id", "balance_after")
+_ENTRY_COLUMNS = ("transaction_id", "amount", "tx_type", "created_at", "account_id", "balance_after")
 _USERS_ACTIVE = select(_users.c.id, _users.c.is_active).where(_users.c.id.in_(bindparam("ids", expanding=True)))
 _WALLET = select(Account).where(Account.user_id == bindparam("user_id"))
 _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
@@ -156,65 +176,15 @@ _REVERSED_BY = select(_transactions.c.reverses, _transactions.c.id).where(
 )
 
 
-# How an entry's statement finds its account and its `balance_after` (None on a system account):
-BOUND = "bound"  # both given as parameters (`account_id_<n>`, `balance_after_<n>`): step by step
-BY_OWNER = "by_owner"  # the wallet of `owner_<n>`, its balance read back: updated by an earlier statement
-UPDATED_HERE = "updated_here"  # the wallet of `owner_<n>`, its balance as the same statement's update left it
-
-
 @lru_cache(maxsize=32)
-def _insert_entries(sources: tuple[str, ...]) -> Precompiled:
-    return Precompiled(_entries_statement(sources))
-
-
-def _entries_statement(sources: tuple[str, ...], wallet: Any = None) -> Insert:
-    """One INSERT of all of a posting's legs, each leg's account and balance_after found as its
-    source says (BOUND, BY_OWNER, UPDATED_HERE: the `wallet` CTE's RETURNING). A pipelined
-    posting names wallets by owner because it sends this before the wallet ids are known;
-    an earlier statement's update is visible to a later one of the same transaction, but
-    not to a subquery of the statement making it, hence the CTE for the last wallet."""
-
-    def owned(column: Any, leg: int) -> Any:
-        return (
-            select(column)
-            .where(_accounts.c.user_id == bindparam(f"owner_{leg}"), _accounts.c.kind == "user")
-            .scalar_subquery()
-        )
-
-    def located(leg: int, source: str) -> dict[str, Any]:
-        if source == BOUND:
-            return {column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _LOCATION}
-        balance = owned(_accounts.c.balance, leg) if source == BY_OWNER else select(wallet.c.balance).scalar_subquery()
-        return {"account_id": owned(_accounts.c.id, leg), "balance_after": balance}
-
+def _insert_entries(legs: int) -> Precompiled:
+    """One INSERT of all of a posting's legs, each with its account and balance_after given
+    (`account_id_<n>`, `balance_after_<n>`: None on a system account)."""
     rows = [
-        {
-            **{column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS},
-            **located(leg, source),
-        }
-        for leg, source in enumerate(sources)
+        {column: bindparam(f"{column}_{leg}", type_=_entries.c[column].type) for column in _ENTRY_COLUMNS}
+        for leg in range(legs)
     ]
-    return insert(_entries).values(rows)
-
-
-@lru_cache(maxsize=64)
-def _posting_statement(is_debit: bool, active: bool, sources: tuple[str, ...], with_record: bool) -> Precompiled:
-    """PostgreSQL: one wallet's guarded update, the transaction, its entries and (with_record)
-    the idempotency record, as one statement of data-modifying CTEs; returns the wallet's
-    row, or nothing if the update was refused. Parameters: the wallet update's, the
-    entries', and the transaction's and the record's columns prefixed tx_ and key_."""
-
-    def values(table: Table, prefix: str) -> dict:
-        return {c.key: bindparam(f"{prefix}{c.key}", type_=c.type) for c in table.c}
-
-    wallet = _UPDATES[(is_debit, active)].cte("wallet")
-    parts = [
-        insert(_transactions).values(values(_transactions, "tx_")).cte("new_transaction"),
-        _entries_statement(sources, wallet).cte("new_entries"),
-    ]
-    if with_record:
-        parts.append(insert(_records).values(values(_records, "key_")).cte("new_record"))
-    return Precompiled(select(wallet.c.id, wallet.c.balance, wallet.c.version).add_cte(*parts))
+    return Precompiled(insert(_entries).values(rows))
 
 
 def _update_params(leg: PostingLeg, now: datetime) -> dict:
@@ -239,7 +209,7 @@ def _transaction_row(posting: PostingRows) -> dict:
 
 
 def _entry_params(posting: PostingRows) -> dict:
-    """The entries' parameters but their accounts (`account_id_<n>` or `owner_<n>`)."""
+    """The entries' parameters but their accounts and balances after."""
     params: dict[str, object] = {}
     for n, leg in enumerate(posting.legs):
         params[f"transaction_id_{n}"] = posting.id
@@ -252,7 +222,14 @@ def _entry_params(posting: PostingRows) -> dict:
 class StepByStepWriter:
     """One statement at a time; a refused update is diagnosed before anything else is sent."""
 
-    def write(self, uow: UnitOfWork, posting: PostingRows, record: dict | None = None) -> list[WalletState]:
+    def write(
+        self,
+        uow: UnitOfWork,
+        posting: PostingRows,
+        record: dict | None = None,
+        event: DomainEvent | None = None,
+        final: bool = False,
+    ) -> list[WalletState]:
         session, now = uow.session, posting.created_at
         account_of: dict[str | None, str] = {}
         states: list[WalletState] = []
@@ -266,12 +243,14 @@ class StepByStepWriter:
         for n, leg in enumerate(posting.legs):
             entries[f"account_id_{n}"] = account_of.get(leg.user_id, leg.account_id)
             entries[f"balance_after_{n}"] = balance_of.get(cast(str, leg.user_id))
-        _insert_entries((BOUND,) * len(posting.legs)).execute(session, entries)
+        _insert_entries(len(posting.legs)).execute(session, entries)
         if record is not None:
             try:
                 INSERT_RECORD.execute(session, record)
             except IntegrityError:
                 raise KeyTaken() from None
+        if event is not None:
+            uow.record(with_balances(event, states))
         return states
 
     @staticmethod
@@ -293,79 +272,125 @@ class StepByStepWriter:
         return result
 
 
-class PipelinedWriter:
-    """PostgreSQL: the whole posting, with its idempotency record, in one round trip.
+# PostgreSQL's credit_post() (migration 0011): the whole posting in one statement.
+_TX_COLUMNS = ("id", "type", "amount", "from_user_id", "to_user_id", "description", "reverses", "created_by")
+_KEY_COLUMNS = ("user_id", "key", "request_hash", "status_code", "response_body")
+_EVENT_COLUMNS = ("event_id", "type", "actor_type", "actor_id", "request_id", "remote_addr", "target_type", "target_id")
+_ARRAYS = {  # the legs, in posting order; cast, as the driver's guess at a list's type varies
+    "leg_user_ids": "VARCHAR[]",
+    "leg_account_ids": "VARCHAR[]",
+    "leg_amounts": "BIGINT[]",
+    "leg_active": "BOOLEAN[]",
+}
 
-    BEGIN, the first wallets' guarded updates, then one statement of data-modifying CTEs
-    holding the last wallet's update (one row lock per statement: still taken in user
-    order), the transaction, its entries (finding their wallets by owner) and the record,
-    all sent in psycopg pipeline mode; COMMIT is the second round trip.
 
-    Preconditions, checked: a PostgreSQL connection (else TypeError: a wiring mistake) and
-    at least one wallet leg (else NotAsSent, before anything is sent). Whether it went
-    through is only known afterwards: a refused update, a missing wallet, a value the
-    database refuses or a key already taken raises NotAsSent, and the unit must be rolled
-    back and redone step by step. The record must be a first claim of its key (a plain
-    insert: taking over an expired key is an UPDATE, which the ledger makes itself).
+def _function_call() -> Precompiled:
+    def typed(prefix: str, table: Table, columns: Sequence[str]) -> list[Any]:
+        return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
+
+    binds = [  # in credit_post()'s order
+        *typed("tx_", _transactions, (*_TX_COLUMNS, "created_at")),
+        *(bindparam(name) for name in _ARRAYS),
+        *typed("key_", _records, (*_KEY_COLUMNS, "created_at", "expires_at")),
+        *typed("ev_", _outbox, (*_EVENT_COLUMNS[:2], "occurred_at", *_EVENT_COLUMNS[2:])),
+        bindparam("ev_data_head", type_=Text()),
+    ]
+    arguments = ", ".join(
+        f"CAST(:{bind.key} AS {_ARRAYS[bind.key]})" if bind.key in _ARRAYS else f":{bind.key}" for bind in binds
+    )
+    call = text(f"SELECT user_id, balance, version FROM credit_post({arguments})").bindparams(*binds)
+    returned = (column("user_id", String), column("balance", BigInteger), column("version", BigInteger))
+    return Precompiled(call.columns(*returned))
+
+
+_POST = _function_call()
+
+
+class FunctionWriter:
+    """PostgreSQL: the whole posting is one call of `credit_post()` (migration 0011): the
+    wallets' guarded updates in user-id order, the transaction, its entries, the record
+    and the event, with each wallet's balance after in the event's data.
+
+    When the writer is told the posting is the unit's last write (`final`) and the unit
+    has done nothing on the database yet, the call runs as its own transaction: one round
+    trip, no BEGIN and no COMMIT, and the unit's commit afterwards has nothing left to send
+    (it still runs the after-commit work and wakes the relay). Otherwise the call joins
+    the unit's transaction.
+
+    A refused guard raises inside the function, so nothing of the posting stays; like any
+    other refusal by the database (a missing wallet, a value it refuses, a key already
+    taken) it surfaces as `NotAsSent`, and the ledger redoes the posting step by step,
+    which can say why. An event an in-transaction subscriber wants (app.infrastructure.
+    database.EventBus) is recorded in the unit instead, where that subscriber gets it.
     """
 
-    def write(self, uow: UnitOfWork, posting: PostingRows, record: dict | None = None) -> list[WalletState]:
+    def write(
+        self,
+        uow: UnitOfWork,
+        posting: PostingRows,
+        record: dict | None = None,
+        event: DomainEvent | None = None,
+        final: bool = False,
+    ) -> list[WalletState]:
         session = uow.session
-        self._require_preconditions(session, posting)
-        *firsts, last = posting.wallet_legs
-        now = posting.created_at
-        sources = tuple(_source(leg, last) for leg in posting.legs)
-        statement = _posting_statement(last.amount < 0, last.active, sources, record is not None)
-        params = _posting_params(posting, last, record)
+        self._require_postgresql(session)
+        in_statement = event is not None and not uow.dispatches(event.type)
+        params = _call_params(posting, record, event if in_statement else None)
         try:
-            with batch(session):
-                sent = [
-                    (leg, _WALLET_UPDATE[(leg.amount < 0, leg.active)].submit(session, _update_params(leg, now)))
-                    for leg in firsts
-                ]
-                sent.append((last, statement.submit(session, params)))
-            updated = [(leg, pending.rows()) for leg, pending in sent]
+            if final and in_statement and uow.pristine():
+                with uow.committing_alone():
+                    rows = _POST.execute(session, params)
+            else:
+                rows = _POST.execute(session, params)
         except (IntegrityError, DataError):
-            # An entry without a wallet, an id longer than any stored (an unknown user),
-            # a key already taken, or a race: only the step-by-step run can tell which.
+            # A refused guard, an entry without a wallet, an id longer than any stored (an
+            # unknown user), a key already taken, or a race: only step by step can tell which.
             raise NotAsSent() from None
-        if not all(rows for _, rows in updated):
-            raise NotAsSent()
-        return [WalletState(cast(str, leg.user_id), balance, version) for leg, ((_, balance, version),) in updated]
+        states = [WalletState(user_id, balance, version) for user_id, balance, version in rows]
+        if in_statement:
+            uow.note_events_written()
+        elif event is not None:
+            uow.record(with_balances(event, states))
+        return states
 
     @staticmethod
-    def _require_preconditions(session: Session, posting: PostingRows) -> None:
+    def _require_postgresql(session: Session) -> None:
         if session.bind is None or session.bind.dialect.name != "postgresql":
-            raise TypeError("PipelinedWriter needs PostgreSQL; other databases take StepByStepWriter")
-        if not posting.wallet_legs:
-            raise NotAsSent()  # nothing to pipeline the inserts with: step by step it goes
+            raise TypeError("FunctionWriter needs PostgreSQL; other databases take StepByStepWriter")
 
 
-def _source(leg: PostingLeg, last: PostingLeg) -> str:
-    """Where a pipelined posting's entry finds its account and balance_after."""
-    if not leg.user_id:
-        return BOUND
-    return UPDATED_HERE if leg.user_id == last.user_id else BY_OWNER
+def with_balances(event: DomainEvent, states: Sequence[WalletState]) -> DomainEvent:
+    """The posting's event with each wallet's balance after (the last, for a wallet in two legs)."""
+    return replace(event, data={**event.data, "balances": {state.user_id: state.balance for state in states}})
 
 
-def _posting_params(posting: PostingRows, last: PostingLeg, record: dict | None) -> dict:
-    """The parameters of `_posting_statement`: last's update, the entries (wallets by owner),
-    the transaction's row prefixed tx_ and the record's prefixed key_."""
-    params = {**_update_params(last, posting.created_at), **_entry_params(posting)}
-    for n, leg in enumerate(posting.legs):
-        if leg.user_id:
-            params[f"owner_{n}"] = leg.user_id
-        else:
-            params[f"account_id_{n}"] = leg.account_id
-            params[f"balance_after_{n}"] = None  # a system account keeps no balance
-    params.update({f"tx_{name}": value for name, value in _transaction_row(posting).items()})
-    params.update({f"key_{name}": value for name, value in (record or {}).items()})
+def _call_params(posting: PostingRows, record: dict | None, event: DomainEvent | None) -> dict:
+    legs = posting.legs
+    params: dict[str, Any] = {f"tx_{name}": value for name, value in _transaction_row(posting).items()}
+    params.update(
+        leg_user_ids=[leg.user_id for leg in legs],
+        leg_account_ids=[None if leg.user_id else leg.account_id for leg in legs],
+        leg_amounts=[leg.amount for leg in legs],
+        leg_active=[leg.active for leg in legs],
+    )
+    for name in (*_KEY_COLUMNS, "created_at", "expires_at"):
+        params[f"key_{name}"] = record[name] if record is not None else None
+    row = event.row(utcnow()) if event is not None else {}
+    for name in (*_EVENT_COLUMNS, "occurred_at"):
+        params[f"ev_{name}"] = row.get(name)
+    # The data as DomainEvent.row() writes it, its last key "balances" filled in by the function.
+    params["ev_data_head"] = _data_head(event.data) if event is not None else None
     return params
 
 
+def _data_head(data: dict[str, Any]) -> str:
+    opened = json.dumps(data, separators=(",", ":"))[:-1]
+    return opened + ("," if data else "") + '"balances":'
+
+
 def writer_for(database_url: str) -> str:
-    """Which writer a database takes: "pipelined" on PostgreSQL, "step_by_step" elsewhere."""
-    return "pipelined" if make_url(database_url).get_backend_name() == "postgresql" else "step_by_step"
+    """Which writer a database takes: "function" on PostgreSQL, "step_by_step" elsewhere."""
+    return "function" if make_url(database_url).get_backend_name() == "postgresql" else "step_by_step"
 
 
 # -- reads: why a posting was refused, and what the services ask of wallets ----------------

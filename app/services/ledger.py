@@ -164,7 +164,8 @@ class Ledger:
                 outcome = Outcome(OutcomeKind.CREATED, self._renderer.success(TransactionView.of(posting)))
                 # A first claim of the key rides with the posting; a take-over is saved below.
                 record = self._idempotency.record(key, outcome) if key and not take_over else None
-                self._write(uow, writer, posting, record, outcome.body)
+                # Final unless a take-over's record is still to be saved below.
+                self._write(uow, writer, posting, record, outcome.body, final=key is None or record is not None)
             except STORED_REFUSALS as refusal:
                 if key is None:
                     raise
@@ -181,23 +182,27 @@ class Ledger:
         return outcome
 
     def _write(
-        self, uow: UnitOfWork, writer: sql.PostingWriter, posting: Posting, record: dict | None, rendered: dict
+        self,
+        uow: UnitOfWork,
+        writer: sql.PostingWriter,
+        posting: Posting,
+        record: dict | None,
+        rendered: dict,
+        final: bool,
     ) -> None:
-        """Write the posting; record `transaction.posted` (the Transaction as rendered, and
-        each wallet's balance after) to go out with the commit."""
+        """Write the posting and its `transaction.posted` (the Transaction as rendered; the
+        writer adds each wallet's balance after) to go out with the commit."""
+        event = DomainEvent(
+            EventType.TRANSACTION_POSTED,
+            posting.id,
+            {"transaction": rendered},
+            target_type="transaction",
+            actor_id=posting.created_by,
+        )
         try:
-            states = writer.write(uow, posting, record)
+            states = writer.write(uow, posting, record, event, final)
         except sql.Refused as refused:
             raise _domain_error(refused) from None
-        uow.record(
-            DomainEvent(
-                EventType.TRANSACTION_POSTED,
-                posting.id,
-                {"transaction": rendered, "balances": {state.user_id: state.balance for state in states}},
-                target_type="transaction",
-                actor_id=posting.created_by,
-            )
-        )
         balances = [Balance(state.user_id, state.balance, posting.created_at, state.version) for state in states]
         uow.after_commit(lambda: self._balances.store_many(balances))
 

@@ -118,7 +118,7 @@ def test_the_database_refuses_a_negative_balance(app, client):
 
 
 def test_every_wallet_entry_carries_the_balance_it_left(app, busy):
-    """Both writers (and the pipelined one's fallback, on PostgreSQL) write balance_after:
+    """Both writers (and the function writer's fallback, on PostgreSQL) write balance_after:
     the running sum of the wallet's entries in id order, ending at the stored balance."""
     with app.container.database().engine.connect() as conn:
         rows = conn.execute(

@@ -1,4 +1,4 @@
-"""A posting goes to the writer chosen for the database (PostgreSQL: pipelined, in one go);
+"""A posting goes to the writer chosen for the database (PostgreSQL: one function call);
 only one that did not go through as sent is redone step by step, and either way the answer
 and the books are what the step-by-step path alone gives. The writers are observed through
 recording wrappers put on the container's writer providers."""
@@ -18,16 +18,16 @@ class RecordingWriter:
     def __init__(self, writer, name: str, log: list[tuple[str, str]]) -> None:
         self._writer, self._name, self._log = writer, name, log
 
-    def write(self, uow, posting, record=None):
+    def write(self, uow, posting, record=None, event=None, final=False):
         self._log.append((self._name, posting.type))
-        return self._writer.write(uow, posting, record)
+        return self._writer.write(uow, posting, record, event, final)
 
 
 @pytest.fixture(autouse=True)
 def writes(container) -> list[tuple[str, str]]:
     """(writer, posting type) of every write, in order; installed before the app is built."""
     log: list[tuple[str, str]] = []
-    for name in ("pipelined", "step_by_step"):
+    for name in ("function", "step_by_step"):
         provider = getattr(container, f"{name}_writer")
         provider.override(providers.Singleton(RecordingWriter, providers.Singleton(provider.provides), name, log))
     return log
@@ -36,7 +36,7 @@ def writes(container) -> list[tuple[str, str]]:
 @pytest.fixture
 def first_writer(app) -> str:
     """The writer containers.py chooses for this database."""
-    return "pipelined" if app.container.database().dialect == "postgresql" else "step_by_step"
+    return "function" if app.container.database().dialect == "postgresql" else "step_by_step"
 
 
 def transfer(client, headers, source_id, target_id, amount, key=None):
@@ -64,10 +64,10 @@ def test_a_refused_posting_is_redone_step_by_step_and_leaves_nothing(app, client
     writes.clear()
     refused = transfer(client, alice_h, alice, bob, 11, key="k2")
     assert assert_error(refused, 409, "insufficient_funds")["details"] == {"balance": 10, "requested": 11}
-    # The pipelined writer cannot tell why; the step-by-step one finds out (on SQLite it is the only one).
+    # The function writer cannot tell why; the step-by-step one finds out (on SQLite it is the only one).
     expected = [("step_by_step", "transfer")]
-    if first_writer == "pipelined":
-        expected.insert(0, ("pipelined", "transfer"))
+    if first_writer == "function":
+        expected.insert(0, ("function", "transfer"))
     assert writes == expected
     # Only the stored refusal was written; the attempt sent in one go left no trace.
     assert ledger_snapshot(app) == {**before, "idempotency_keys": before["idempotency_keys"] + 1}

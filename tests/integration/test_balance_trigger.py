@@ -85,7 +85,7 @@ def test_an_entry_moved_away_is_checked_on_the_transaction_it_left(engine):
 
 
 def test_the_apps_postings_pass_it(engine, app, client, people):
-    """Deposits, withdrawals, transfers (pipelined, with a key), refusals and reversals."""
+    """Deposits, withdrawals, transfers (one function call, with a key), refusals and reversals."""
     admin, alice, alice_h, bob = people.admin.headers, people.alice.id, people.alice.headers, people.bob.id
     deposit(client, admin, alice, 50)
     body = {"from_user_id": alice, "to_user_id": bob, "amount": 20}

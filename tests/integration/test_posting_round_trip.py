@@ -1,8 +1,12 @@
-"""On PostgreSQL a transfer costs two round trips, its event included: the posting and its
-idempotency record as two statements (the first wallet's update, then one carrying the
-rest) in one pipeline, then the transaction.posted event's insert and COMMIT in a second."""
+"""On PostgreSQL a transfer is one round trip, its idempotency record and its event
+included: one call of credit_post() (migration 0011) as its own transaction, with no BEGIN
+and no COMMIT; the connection goes back to the pool out of autocommit. A posting whose unit
+already holds a transaction (a reversal locks its original first) joins it; a refused one
+is redone one statement at a time."""
 
 from __future__ import annotations
+
+import json
 
 import psycopg
 import pytest
@@ -50,7 +54,9 @@ def sent(monkeypatch) -> list[tuple[str, int | None]]:
 ROUND_TRIP = "<round trip>"
 
 
-def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
+@pytest.fixture
+def app(tmp_path):
+    """The app on a throwaway PostgreSQL database (the default queue: nothing relays in-line)."""
     with backends.throwaway_postgres() as database_url:
         settings = load_settings(
             environ={},
@@ -59,54 +65,118 @@ def test_a_transfer_is_one_pipeline_and_a_refusal_falls_back(tmp_path, sent):
             secret_key="test-secret-key-0123456789abcdef",
             instance_path=str(tmp_path),
         )
-        app = create_app(settings)
+        made = create_app(settings)
         try:
-            client = app.test_client()
-            make_admin(app)
-            admin = bearer(login(client, "admin"))
-            alice, alice_h = user_with_token(client, "alice")
-            bob, _ = user_with_token(client, "bob")
-            deposit(client, admin, alice["id"], 50)
-
-            body = {"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 20}
-            sent.clear()
-            assert (
-                client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"}).status_code == 201
-            )
-            writes = [(sql, pipeline) for sql, pipeline in sent if sql.split()[0] in ("UPDATE", "INSERT", "WITH")]
-            assert len(writes) == 3, writes
-            assert writes[0][0].startswith("UPDATE accounts SET")
-            rest = writes[1][0]
-            for part in (
-                "UPDATE accounts SET",
-                "INSERT INTO transactions",
-                "INSERT INTO ledger_entries",
-                "INSERT INTO idempotency_keys",
-            ):
-                assert part in rest
-            assert "balance_after" in rest  # the entries' balances ride in the same statement
-            assert writes[0][1] is not None and writes[1][1] == writes[0][1]
-            # The event goes out with COMMIT, in a second pipeline: the posting's balances are
-            # only known once the first one's results are back.
-            assert writes[2][0].startswith("INSERT INTO outbox_events") and "transaction.posted" not in writes[2][0]
-            commit = [pipeline for sql, pipeline in sent if sql == "COMMIT"]
-            assert commit == [writes[2][1]] and writes[2][1] is not None
-            # No wait outside the two pipelines (the COMMIT that used to follow the posting on
-            # its own now rides with the event), and one in the event's. The posting's first
-            # pipeline waits twice, as before this test counted waits: psycopg syncs after the
-            # BEGIN it sends in pipeline mode, then at the pipeline's end.
-            waits = [pipeline for sql, pipeline in sent if sql == ROUND_TRIP]
-            assert waits == [writes[0][1], writes[0][1], writes[2][1]], sent
-
-            before = ledger_snapshot(app)
-            sent.clear()
-            refused = client.post(
-                "/transactions", json={**body, "amount": 31}, headers={**alice_h, "Idempotency-Key": "b"}
-            )
-            assert refused.status_code == 409
-            # Sent in one go, rolled back, then redone one statement at a time.
-            assert any(pipeline is not None for _, pipeline in sent)
-            assert any(sql.startswith("UPDATE") and pipeline is None for sql, pipeline in sent)
-            assert ledger_snapshot(app) == {**before, "idempotency_keys": before["idempotency_keys"] + 1}
+            yield made
         finally:
-            app.module_manager.shutdown()
+            made.module_manager.shutdown()
+
+
+@pytest.fixture
+def admin(app) -> dict:
+    make_admin(app)
+    return bearer(login(app.test_client(), "admin"))
+
+
+def posted_event(app, transaction_id: str) -> dict:
+    """The outbox row of transaction_id's transaction.posted event, its data parsed."""
+    from sqlalchemy import text
+
+    with app.container.database().engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT * FROM outbox_events WHERE type = 'transaction.posted' AND target_id = :id"),
+            {"id": transaction_id},
+        ).mappings()
+        (row,) = list(rows)
+    return {**row, "data": json.loads(row["data"])}
+
+
+def wake_ups(app) -> list[int]:
+    """One item per commit that woke the relay from now on."""
+    woken: list[int] = []
+    app.container.database().on_events_committed(lambda: woken.append(1))
+    return woken
+
+
+def test_a_transfer_is_one_statement_committing_itself_and_a_refusal_falls_back(app, admin, sent):
+    client = app.test_client()
+    alice, alice_h = user_with_token(client, "alice")
+    bob, _ = user_with_token(client, "bob")
+    deposit(client, admin, alice["id"], 50)
+
+    body = {"from_user_id": alice["id"], "to_user_id": bob["id"], "amount": 20}
+    woken = wake_ups(app)
+    sent.clear()
+    made = client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"})
+    assert made.status_code == 201
+    writes = [(sql, pipeline) for sql, pipeline in sent if "credit_post" in sql or sql == "COMMIT"]
+    assert len(writes) == 1 and writes[0][1] is None, sent
+    # Everything rode in that one statement, and it was the only wait: no BEGIN, no
+    # COMMIT, no pipeline.
+    waits = [sql for sql, _ in sent if sql == ROUND_TRIP]
+    assert waits == [ROUND_TRIP], sent
+    assert not any(sql in ("BEGIN", "COMMIT") for sql, _ in sent)
+    snapshot = ledger_snapshot(app)
+    assert snapshot["idempotency_keys"] == 1
+    # The event went out with it, each wallet's balance after in its data, and the
+    # commit woke the relay.
+    event = posted_event(app, made.get_json()["id"])
+    assert event["data"] == {"transaction": made.get_json(), "balances": {alice["id"]: 30, bob["id"]: 20}}
+    assert (event["actor_type"], event["actor_id"]) == ("user", alice["id"])
+    assert event["request_id"] == made.headers["X-Request-ID"] and event["sequence"] is None
+    assert woken == [1]
+    # The replay answers from the record the statement wrote.
+    again = client.post("/transactions", json=body, headers={**alice_h, "Idempotency-Key": "a"})
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.get_json() == made.get_json()
+
+    before = ledger_snapshot(app)
+    sent.clear()
+    refused = client.post("/transactions", json={**body, "amount": 31}, headers={**alice_h, "Idempotency-Key": "b"})
+    assert refused.status_code == 409
+    # Sent as one statement, refused inside it (nothing stays), then redone one
+    # statement at a time, which found out why.
+    assert any("credit_post" in sql for sql, _ in sent)
+    assert any(sql.startswith("UPDATE accounts") for sql, _ in sent)
+    assert ledger_snapshot(app) == {**before, "idempotency_keys": before["idempotency_keys"] + 1}
+
+
+def test_the_connection_leaves_autocommit_whatever_the_statement_did(app):
+    """committing_alone() puts the driver in autocommit for one statement: afterwards, and
+    after a statement that failed, the connection is back in transactions (else the next
+    unit on it would commit each statement as it went)."""
+    from sqlalchemy import text
+
+    database = app.container.database()
+    with database.unit_of_work() as uow:
+        assert uow.pristine()
+        with uow.committing_alone():
+            uow.session.execute(text("CREATE TABLE alone (n integer CHECK (n > 0))"))
+        driver = uow.session.connection().connection.driver_connection
+        assert driver.autocommit is False
+    with database.unit_of_work() as uow, pytest.raises(Exception, match="check"):
+        with uow.committing_alone():
+            uow.session.execute(text("INSERT INTO alone VALUES (1), (-1)"))
+    with database.unit_of_work() as uow:
+        assert uow.session.connection().connection.driver_connection.autocommit is False
+        uow.session.execute(text("INSERT INTO alone VALUES (2)"))
+        # Not committed: leaving the unit rolls it back, as it would not in autocommit.
+    with database.unit_of_work() as uow:
+        assert uow.session.execute(text("SELECT count(*) FROM alone")).scalar() == 0
+
+
+def test_a_reversal_joins_the_transaction_its_lock_began(app, admin, sent):
+    client = app.test_client()
+    alice, _ = user_with_token(client, "alice")
+    made = deposit(client, admin, alice["id"], 50)
+    woken = wake_ups(app)
+    sent.clear()
+    reversal = client.post(f"/transactions/{made['id']}/reverse", json={}, headers=admin)
+    assert reversal.status_code == 201
+    call = next(n for n, (sql, _) in enumerate(sent) if "credit_post" in sql)
+    # The original was locked first, in a transaction the call then joined: its own
+    # round trip, then COMMIT's (the connection-level commit is the only other wait).
+    assert any("FOR UPDATE" in sql for sql, _ in sent[:call])
+    assert sent[call + 1 :] == [(ROUND_TRIP, None), (ROUND_TRIP, None)], sent[call:]
+    event = posted_event(app, reversal.get_json()["id"])
+    assert event["data"]["balances"] == {alice["id"]: 0}
+    assert woken == [1]

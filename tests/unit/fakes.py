@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from sqlalchemy.exc import IntegrityError
 
-from app.infrastructure.posting import KeyTaken, WalletState
+from app.infrastructure.posting import KeyTaken, WalletState, with_balances
 from app.services.idempotency import IdempotencyStore
 
 
@@ -101,15 +101,17 @@ class FakeWriter:
     """Writes a posting (and the record given with it) into the fake database's unit.
 
     `refuse`: an exception to raise instead (a `Refused`, or `NotAsSent`). `key_taken`: what
-    a record whose key is held raises (`KeyTaken` as step by step, `NotAsSent` as pipelined).
+    a record whose key is held raises (`KeyTaken` as step by step, `NotAsSent` as the function writer).
     """
 
     def __init__(self, refuse: Exception | None = None, key_taken: type[Exception] = KeyTaken) -> None:
         self.refuse, self.key_taken = refuse, key_taken
         self.writes: list[tuple[object, dict | None]] = []  # (posting, record) of each call
+        self.finals: list[bool] = []  # whether each call was told it was its unit's last write
 
-    def write(self, uow, posting, record=None) -> list[WalletState]:
+    def write(self, uow, posting, record=None, event=None, final=False) -> list[WalletState]:
         self.writes.append((posting, record))
+        self.finals.append(final)
         if self.refuse is not None:
             raise self.refuse
         uow.session.pending.append(lambda database: database.postings.append(posting))
@@ -117,7 +119,10 @@ class FakeWriter:
             if (record["user_id"], record["key"]) in uow.database.records:
                 raise self.key_taken()
             insert_record(uow.session, record)
-        return [WalletState(leg.user_id, 100 + leg.amount, 2) for leg in posting.wallet_legs]
+        states = [WalletState(leg.user_id, 100 + leg.amount, 2) for leg in posting.wallet_legs]
+        if event is not None:
+            uow.record(with_balances(event, states))
+        return states
 
 
 class FakeRenderer:

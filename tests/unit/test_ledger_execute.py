@@ -23,7 +23,7 @@ from tests.unit.fakes import FakeBalances, FakeDatabase, FakeIdempotencyStore, F
 
 
 class World:
-    """A ledger on fakes, with a pipelined-like writer first and a step-by-step one after it."""
+    """A ledger on fakes, with a function-writer-like writer first and a step-by-step one after it."""
 
     def __init__(self, fast: FakeWriter | None = None, slow: FakeWriter | None = None, store=FakeIdempotencyStore):
         self.db = FakeDatabase()
@@ -62,6 +62,7 @@ def test_without_a_key_the_posting_is_written_once_and_committed_once():
     outcome = world.ledger.execute(world.transfer())
     (written,) = world.prepared
     assert world.fast.writes == [(written, None)] and world.slow.writes == []
+    assert world.fast.finals == [True]  # nothing else to write: the writer may commit it alone
     assert world.db.postings == [written] and world.db.commits == 1 and world.db.records == {}
     assert outcome.kind is OutcomeKind.CREATED and not outcome.replayed
     assert outcome.body == {"id": written.id, "type": "transfer", "amount": 5}
@@ -82,6 +83,7 @@ def test_a_first_request_sends_its_record_with_the_posting():
     ((written, record),) = world.fast.writes
     assert (record["user_id"], record["key"], record["status_code"]) == ("alice", "k1", 201)
     assert world.store.saves == []  # nothing saved apart from the posting
+    assert world.fast.finals == [True]
     assert world.db.records[("alice", "k1")] == record and world.db.postings == [written]
     assert outcome.kind is OutcomeKind.CREATED and not outcome.replayed
 
@@ -118,6 +120,7 @@ def test_an_expired_key_is_taken_over_once():
     # The take-over is not a first claim: the record does not ride with the posting, and
     # is saved as a take-over of the expired one.
     assert world.fast.writes[-1][1] is None and world.store.saves == [("k1", True)]
+    assert world.fast.finals[-1] is False  # the take-over's save follows the posting in its unit
     stored = json.loads(world.db.records[("alice", "k1")]["response_body"])
     assert stored == {"id": world.prepared[-1].id, "type": "transfer", "amount": 9}
 
@@ -151,7 +154,7 @@ def test_a_key_whose_record_vanished_is_a_conflict():
     assert world.db.commits == 0
 
 
-# -- pipelined first, step by step when it was not written as sent ---------------------------
+# -- the first writer, then step by step when it was not written as sent ---------------------------
 
 
 def test_a_posting_not_written_as_sent_is_redone_step_by_step():

@@ -1,4 +1,4 @@
-"""A Posting validates itself; the pipelined writer states and checks its preconditions."""
+"""A Posting validates itself; the function writer states and checks its precondition."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.infrastructure.posting import NotAsSent, PipelinedWriter, writer_for
+from app.infrastructure.posting import FunctionWriter, writer_for
 from app.services.ledger import Leg, Posting, TransactionView
 from app.vocabulary import TransactionType
 
@@ -51,23 +51,17 @@ def unit_on(dialect: str) -> SimpleNamespace:
     return SimpleNamespace(session=SimpleNamespace(bind=SimpleNamespace(dialect=SimpleNamespace(name=dialect))))
 
 
-def test_the_pipelined_writer_refuses_a_database_other_than_postgresql():
+def test_the_function_writer_refuses_a_database_other_than_postgresql():
     transfer = posting(Leg(-1, user_id="a"), Leg(1, user_id="b"))
     with pytest.raises(TypeError, match="needs PostgreSQL"):
-        PipelinedWriter().write(unit_on("sqlite"), transfer)
-
-
-def test_a_posting_without_wallets_falls_back_before_anything_is_sent():
-    between_system_accounts = posting(Leg(-1, account_id="system:issuance"), Leg(1, account_id="system:redemption"))
-    with pytest.raises(NotAsSent):
-        PipelinedWriter().write(unit_on("postgresql"), between_system_accounts)
+        FunctionWriter().write(unit_on("sqlite"), transfer)
 
 
 @pytest.mark.parametrize(
     ("url", "writer"),
     [
-        ("postgresql+psycopg://u@h/db", "pipelined"),
-        ("postgresql://u@h/db", "pipelined"),
+        ("postgresql+psycopg://u@h/db", "function"),
+        ("postgresql://u@h/db", "function"),
         ("sqlite:///instance/credit.sqlite3", "step_by_step"),
     ],
 )
