@@ -130,6 +130,8 @@ def add_deposits(engine: Engine, user_id: str, count: int, amount: int) -> None:
 
 
 def analyze(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-        conn.commit()
+    """VACUUM ANALYZE after the bulk load: planner statistics, and the visibility map set now,
+    so autovacuum's pass over millions of fresh rows does not land inside the timed runs
+    (measured: it slowed the first minute's transfer runs by up to 30%)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
