@@ -14,7 +14,6 @@ or the domain's errors; docs/ledger.md has the map.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -272,27 +271,48 @@ class StepByStepWriter:
         return result
 
 
-# PostgreSQL's credit_post() (migration 0011): the whole posting in one statement.
-_TX_COLUMNS = ("id", "type", "amount", "from_user_id", "to_user_id", "description", "reverses", "created_by")
-_KEY_COLUMNS = ("user_id", "key", "request_hash", "status_code", "response_body")
-_EVENT_COLUMNS = ("event_id", "type", "actor_type", "actor_id", "request_id", "remote_addr", "target_type", "target_id")
+# PostgreSQL's credit_post() (migration 0011): the whole posting in one statement. Its
+# arguments, in its order: the transaction's columns, the legs, the record's, the event's.
+_TX_COLUMNS = (  # _transaction_row()'s keys
+    "id",
+    "type",
+    "amount",
+    "from_user_id",
+    "to_user_id",
+    "description",
+    "reverses",
+    "created_by",
+    "created_at",
+)
 _ARRAYS = {  # the legs, in posting order; cast, as the driver's guess at a list's type varies
     "leg_user_ids": "VARCHAR[]",
     "leg_account_ids": "VARCHAR[]",
     "leg_amounts": "BIGINT[]",
     "leg_active": "BOOLEAN[]",
 }
+_KEY_COLUMNS = ("user_id", "key", "request_hash", "status_code", "response_body", "created_at", "expires_at")
+_EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "request_id",
+    "remote_addr",
+    "target_type",
+    "target_id",
+)
 
 
 def _function_call() -> Precompiled:
     def typed(prefix: str, table: Table, columns: Sequence[str]) -> list[Any]:
         return [bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns]
 
-    binds = [  # in credit_post()'s order
-        *typed("tx_", _transactions, (*_TX_COLUMNS, "created_at")),
+    binds = [
+        *typed("tx_", _transactions, _TX_COLUMNS),
         *(bindparam(name) for name in _ARRAYS),
-        *typed("key_", _records, (*_KEY_COLUMNS, "created_at", "expires_at")),
-        *typed("ev_", _outbox, (*_EVENT_COLUMNS[:2], "occurred_at", *_EVENT_COLUMNS[2:])),
+        *typed("key_", _records, _KEY_COLUMNS),
+        *typed("ev_", _outbox, _EVENT_COLUMNS),
         bindparam("ev_data_head", type_=Text()),
     ]
     arguments = ", ".join(
@@ -373,19 +393,14 @@ def _call_params(posting: PostingRows, record: dict | None, event: DomainEvent |
         leg_amounts=[leg.amount for leg in legs],
         leg_active=[leg.active for leg in legs],
     )
-    for name in (*_KEY_COLUMNS, "created_at", "expires_at"):
+    for name in _KEY_COLUMNS:
         params[f"key_{name}"] = record[name] if record is not None else None
     row = event.row(utcnow()) if event is not None else {}
-    for name in (*_EVENT_COLUMNS, "occurred_at"):
+    for name in _EVENT_COLUMNS:
         params[f"ev_{name}"] = row.get(name)
-    # The data as DomainEvent.row() writes it, its last key "balances" filled in by the function.
-    params["ev_data_head"] = _data_head(event.data) if event is not None else None
+    # The data as DomainEvent.row() wrote it, left open for the function to add "balances" last.
+    params["ev_data_head"] = row["data"][:-1] + ("," if event.data else "") + '"balances":' if event else None
     return params
-
-
-def _data_head(data: dict[str, Any]) -> str:
-    opened = json.dumps(data, separators=(",", ":"))[:-1]
-    return opened + ("," if data else "") + '"balances":'
 
 
 def writer_for(database_url: str) -> str:
