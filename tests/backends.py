@@ -30,6 +30,8 @@ _TABLES = [
     "report_counted_events",
     "report_totals",
     "report_activity",
+    "report_day_versions",
+    "report_kept_buckets",
     "notification_deliveries",
     "notifications",
     "notification_preferences",

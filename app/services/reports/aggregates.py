@@ -6,6 +6,8 @@ primary key with ON CONFLICT DO NOTHING, and counts only those that inserted a r
 redelivery finds the id taken; a second worker racing with the first waits on the first's
 uncommitted row (PostgreSQL) or on the write lock (SQLite) and then finds it taken. The
 upserts are additive (count + n) or idempotent (mask OR bits) and never read-modify-write.
+Changing a UTC day's aggregates also raises that day's version, which retires every summary
+bucket kept for a span overlapping it (app/services/reports/kept.py).
 
 A batch of events is summed in memory first, so it costs a handful of statements (claim,
 totals, activity), each with many rows, whatever its size.
@@ -21,15 +23,22 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from app.infrastructure.tables import utcnow
-from app.infrastructure.tables_reporting import DAY, QUARTER, ReportActivity, ReportCountedEvent, ReportTotal
+from app.infrastructure.tables_reporting import (
+    DAY,
+    QUARTER,
+    ReportActivity,
+    ReportCountedEvent,
+    ReportDayVersion,
+    ReportTotal,
+)
 from app.infrastructure.upsert import dialect_insert
 from app.services.reports.periods import floor_day, floor_quarter, mask_bits, quarter_of_day
 from app.vocabulary import EventType
 
 NEW_USERS, ACTIVE_USERS = "new_users", "active_users"
 
-_counted, _totals, _activity = (
-    cast(Table, model.__table__) for model in (ReportCountedEvent, ReportTotal, ReportActivity)
+_counted, _totals, _activity, _versions = (
+    cast(Table, model.__table__) for model in (ReportCountedEvent, ReportTotal, ReportActivity, ReportDayVersion)
 )
 
 
@@ -58,6 +67,7 @@ class ReportAggregator:
         for day in self._mark_active(session, activity):  # each user's first transaction of a UTC day
             _add(totals, day, ACTIVE_USERS, 0, spans=(DAY,))
         self._upsert_totals(session, totals)
+        self._bump_versions(session, sorted({start for span, start, _metric in totals if span == DAY}))
 
     @staticmethod
     def _first_time(session: Session, event_ids: list[str]) -> set[str]:
@@ -96,6 +106,20 @@ class ReportAggregator:
                 known,
             )
         return [day for day, _user in new]
+
+    @staticmethod
+    def _bump_versions(session: Session, days: list[datetime]) -> None:
+        """Raise the version of each day, in the transaction that changed its aggregates: a
+        kept summary bucket (app/services/reports/kept.py) is stale as soon as the change is visible."""
+        if not days:
+            return
+        statement = dialect_insert(session, _versions)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["day"], set_={"version": _versions.c.version + 1}
+            ).returning(_versions.c.day),  # RETURNING: SQLAlchemy sends the rows as one statement
+            [{"day": day, "version": 1} for day in days],
+        )
 
     @staticmethod
     def _upsert_totals(session: Session, totals: dict[tuple[str, datetime, str], list[int]]) -> None:

@@ -19,6 +19,7 @@ from app.infrastructure.tables import ISSUANCE_ACCOUNT, REDEMPTION_ACCOUNT, Acco
 from app.infrastructure.tables_reporting import DAY, QUARTER, ReportActivity, ReportTotal
 from app.services.errors import NotFound
 from app.services.principal import Principal, require_owner_or_admin
+from app.services.reports import kept
 from app.services.reports.aggregates import ACTIVE_USERS, NEW_USERS
 from app.services.reports.periods import (
     DAY as ONE_DAY,
@@ -86,12 +87,17 @@ class ReportService:
 
     # -- summary: from the aggregates ------------------------------------------------------
     def summary(self, start: datetime, end: datetime, interval: Interval, tz: ZoneInfo) -> list[dict[str, Any]]:
-        """One dict per calendar bucket of [start, end) in tz; start and end quarter-aligned UTC."""
+        """One dict per calendar bucket of [start, end) in tz; start and end quarter-aligned UTC.
+        Buckets that are not one UTC day are kept between requests (app/services/reports/kept.py)."""
         spans = buckets(start, end, interval, tz)
         with self._db.unit_of_work(write=False) as uow:
-            days, quarters = self._totals(uow.session, spans)
-            active = self._active_users(uow.session, spans, days)
-        return [self._bucket(bucket, days, quarters, users) for bucket, users in zip(spans, active, strict=True)]
+            current, stamps = kept.read(uow.session, spans)
+            todo = {n: bucket for n, bucket in enumerate(spans) if n not in current}
+            days, quarters = self._totals(uow.session, list(todo.values()))
+            active = self._active_users(uow.session, todo, days)
+        made = {n: self._bucket(bucket, days, quarters, active[n]) for n, bucket in todo.items()}
+        kept.keep(self._db, [(made[n], stamp) for n, stamp in stamps.items()])
+        return [current[n] if n in current else made[n] for n in range(len(spans))]
 
     @staticmethod
     def _bucket(bucket: Bucket, days: dict, quarters: dict, active_users: int) -> dict[str, Any]:
@@ -151,17 +157,18 @@ class ReportService:
         return days, quarters
 
     @staticmethod
-    def _active_users(session: Session, spans: list[Bucket], days: dict) -> list[int]:
-        """Distinct users who took part in a transaction, per bucket. A bucket that is exactly
-        one UTC day reads that day's count; any other counts, in the database, the distinct
-        users of the (day, user) activity rows of its whole UTC days and, at its edges, of the
-        partial days whose quarter-hour masks overlap it."""
-        counts: list[int] = [0] * len(spans)
+    def _active_users(session: Session, spans: dict[int, Bucket], days: dict) -> dict[int, int]:
+        """Distinct users who took part in a transaction, per bucket (by its index). A bucket
+        that is exactly one UTC day reads that day's count; any other counts, in the database,
+        the distinct users of the (day, user) activity rows of its whole UTC days and, at its
+        edges, of the partial days whose quarter-hour masks overlap it."""
+        counts: dict[int, int] = {}
         chunks: list[list[Any]] = [[]]
-        for n, bucket in enumerate(spans):
-            if bucket.start == floor_day(bucket.start) and bucket.end - bucket.start == ONE_DAY:
+        for n, bucket in spans.items():
+            if kept.is_one_utc_day(bucket):
                 counts[n] = days.get(bucket.start, {}).get(ACTIVE_USERS, (0, 0))[0]
                 continue
+            counts[n] = 0
             parts = [select(literal(n).label("bucket"), _activity.c.user_id).where(w) for w in _slices(bucket)]
             if len(chunks[-1]) + len(parts) > _PARTS_PER_QUERY:  # a bucket's parts stay in one query
                 chunks.append([])
