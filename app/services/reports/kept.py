@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
@@ -28,22 +27,10 @@ from app.infrastructure.database import Database
 from app.infrastructure.tables import utcnow
 from app.infrastructure.tables_reporting import ReportDayVersion, ReportKeptBucket
 from app.infrastructure.upsert import dialect_insert
-from app.services.reports.periods import DAY, Bucket, floor_day
+from app.services.reports.periods import Bucket, floor_day, is_one_utc_day, utc_days
 
 _log = logging.getLogger(__name__)
 _kept = cast(Table, ReportKeptBucket.__table__)
-
-
-def is_one_utc_day(bucket: Bucket) -> bool:
-    return bucket.start == floor_day(bucket.start) and bucket.end - bucket.start == DAY
-
-
-def _utc_days(bucket: Bucket) -> list[datetime]:
-    out, day = [], floor_day(bucket.start)
-    while day < bucket.end:
-        out.append(day)
-        day += DAY
-    return out
 
 
 def read(session: Session, spans: list[Bucket]) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
@@ -73,7 +60,7 @@ def read(session: Session, spans: list[Bucket]) -> tuple[dict[int, dict[str, Any
     stamps: dict[int, int] = {}
     for n in wanted:
         bucket = spans[n]
-        stamp = sum(versions.get(day, 0) for day in _utc_days(bucket))
+        stamp = sum(versions.get(day, 0) for day in utc_days(bucket))
         kept_stamp, body = kept.get((bucket.start, bucket.end), (None, None))
         if kept_stamp == stamp and body is not None:
             current[n] = {"start": bucket.start, "end": bucket.end, **json.loads(body)}

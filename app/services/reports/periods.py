@@ -57,6 +57,19 @@ def floor_day(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def is_one_utc_day(bucket: Bucket) -> bool:
+    return bucket.start == floor_day(bucket.start) and bucket.end - bucket.start == DAY
+
+
+def utc_days(bucket: Bucket) -> list[datetime]:
+    """The UTC days the bucket overlaps."""
+    out, day = [], floor_day(bucket.start)
+    while day < bucket.end:
+        out.append(day)
+        day += DAY
+    return out
+
+
 def on_quarter(t: datetime) -> bool:
     return floor_quarter(t) == t
 

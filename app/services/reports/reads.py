@@ -32,6 +32,7 @@ from app.services.reports.periods import (
     Interval,
     buckets,
     floor_day,
+    is_one_utc_day,
     mask_bits,
     pieces,
     quarter_of_day,
@@ -165,7 +166,7 @@ class ReportService:
         counts: dict[int, int] = {}
         chunks: list[list[Any]] = [[]]
         for n, bucket in spans.items():
-            if kept.is_one_utc_day(bucket):
+            if is_one_utc_day(bucket):
                 counts[n] = days.get(bucket.start, {}).get(ACTIVE_USERS, (0, 0))[0]
                 continue
             counts[n] = 0
