@@ -1,4 +1,4 @@
-"""`python -m bench.profile transfer|balance|history`: where one request's CPU goes, in process.
+"""`python -m bench.profile transfer|balance|history|livez|hello`: where one request's CPU goes, in process.
 
 Builds the app on a scratch PostgreSQL database and the bench Redis database, drives the
 route through the WSGI interface (no HTTP server, no load generator sharing the CPU), and
@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -82,17 +84,23 @@ def scenario(name: str, app, token: str, users: list[str], history_user: str):
         return (lambda: call(app, "GET", f"/wallet/balance/{random.choice(hot)}", token)), 200
     if name == "history":
         return (lambda: call(app, "GET", f"/transactions?user_id={history_user}&limit=50", token)), 200
+    if name == "livez":
+        return (lambda: call(app, "GET", "/livez", token)), 200
+    if name == "hello":
+        from bench.hello import app as hello
+
+        return (lambda: call(hello, "GET", f"/balance/{random.choice(users)}", token)), 200
     raise SystemExit(f"unknown scenario {name!r}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenario", choices=["transfer", "balance", "history"])
-    parser.add_argument("--requests", type=int, default=2100)
-    parser.add_argument("--top", type=int, default=35, help="rows of the profile to print")
-    parser.add_argument("--all", action="store_true", help="every frame by own time, not just the app's")
-    args = parser.parse_args()
+SCENARIOS = ("transfer", "balance", "history", "livez", "hello")
 
+
+@contextmanager
+def prepared(name: str) -> Iterator[tuple[Callable[[], int], int]]:
+    """(one request of the scenario, its expected status), on a seeded scratch database and
+    the bench Redis database, warmed up; `hello` is bench/hello.py's Flask ceiling and
+    `livez` the app's cheapest route (every request hook, no backend)."""
     import redis
 
     from app import build_container, create_app
@@ -123,9 +131,24 @@ def main() -> int:
             .post("/auth/login", json={"username": "benchadmin", "password": PASSWORD})
             .get_json()["access_token"]
         )
-        request, expected = scenario(args.scenario, app, token, users, history_user)
+        request, expected = scenario(name, app, token, users, history_user)
         for _ in range(200):  # warm: pools, prepared statements, caches
             assert request() == expected
+        try:
+            yield request, expected
+        finally:
+            app.module_manager.shutdown()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", choices=SCENARIOS)
+    parser.add_argument("--requests", type=int, default=2100)
+    parser.add_argument("--top", type=int, default=35, help="rows of the profile to print")
+    parser.add_argument("--all", action="store_true", help="every frame by own time, not just the app's")
+    args = parser.parse_args()
+
+    with prepared(args.scenario) as (request, _expected):
         batch = max(args.requests // 7, 1)
         per_request = []
         for _ in range(7):
@@ -137,7 +160,6 @@ def main() -> int:
         profiler.runcall(lambda: [request() for _ in range(batch)])
         if os.environ.get("PROFILE_DUMP"):
             profiler.dump_stats(os.environ["PROFILE_DUMP"])
-        app.module_manager.shutdown()
 
     print(
         f"{args.scenario}: {statistics.median(per_request) * 1e6:.0f} us CPU per request "

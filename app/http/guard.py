@@ -27,10 +27,13 @@ class AccessGuard:
 
     def session(self) -> tuple[Principal, str, int]:
         """(principal, token id, expiry) of the caller, checked once per request."""
-        if "credit_session" not in g:
-            g.credit_session = self._auth.authenticate(self._bearer())
-            set_event_actor(g.credit_session[0].user_id)  # the events this request records are the caller's
-        return g.credit_session
+        # One context lookup, not one per attribute.
+        state = g._get_current_object()
+        found = state.get("credit_session")
+        if found is None:
+            found = state.credit_session = self._auth.authenticate(self._bearer())
+            set_event_actor(found[0].user_id)  # the events this request records are the caller's
+        return found
 
     def principal(self) -> Principal:
         return self.session()[0]

@@ -34,7 +34,8 @@ def content_security_policy(html: bytes) -> str:
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
     headers["X-Content-Type-Options"] = "nosniff"
-    if "Authorization" in request.headers or request.path in NO_STORE_PATHS:
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    if "HTTP_AUTHORIZATION" in req.environ or req.path in NO_STORE_PATHS:
         headers["Cache-Control"] = "no-store"
     if response.mimetype == "text/html" and not response.direct_passthrough:
         headers["Content-Security-Policy"] = content_security_policy(response.get_data())

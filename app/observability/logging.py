@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import json
 import logging.config
+from datetime import UTC, date, datetime, time
 from typing import Any
-
-from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 from app.observability.request_id import current_request_id
 
+# What every LogRecord carries; anything else on a record came from `extra=` and is printed.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# `module` is a built-in LogRecord attribute, so callers pass module_name for ours.
+_RENAMED = {"module_name": "module"}
 
-class JsonFormatter(_BaseJsonFormatter):
-    """timestamp, level, logger, message, the record's extras, request_id inside a request, exc_info."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("fmt", "%(levelname)s %(name)s %(message)s")
-        kwargs.setdefault("timestamp", True)
-        # `module` is a built-in LogRecord attribute, so callers pass module_name for ours.
-        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger", "module_name": "module"})
-        super().__init__(**kwargs)
+def _jsonable(value: Any) -> Any:
+    """Dates as ISO 8601, anything else json cannot write as its str()."""
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    return str(value)
 
-    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
-        """The library's fields, plus the current request's id."""
-        super().add_fields(log_data, record, message_dict)
+
+_encode = json.JSONEncoder(default=_jsonable).encode  # one encoder, not one built per line
+
+
+class JsonFormatter(logging.Formatter):
+    """level, logger, message, the record's extras, exc_info, timestamp, request_id inside a request.
+
+    Written here rather than taken from python-json-logger: an access line is written on
+    every request, and that library's general formatter (format-string parsing, renames
+    looked up per field, a JSON encoder built per line) cost a balance read 36,000 more
+    instructions than this one, 3% of the request (counted with callgrind).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES:
+                line[_RENAMED.get(key, key)] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        line["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat()
         request_id = current_request_id()
         if request_id is not None:
-            log_data["request_id"] = request_id
+            line["request_id"] = request_id
+        return _encode(line)
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

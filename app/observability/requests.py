@@ -11,7 +11,7 @@ from flask import Flask, Response, g, request
 from app.infrastructure.outbox import begin_event_context
 from app.kernel.manager import ModuleManager
 from app.observability.metrics import Metrics
-from app.observability.request_id import HEADER, current_request_id
+from app.observability.request_id import HEADER, begin_request_id, current_request_id, end_request_id
 
 access_log = logging.getLogger("app.access")
 
@@ -44,11 +44,14 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
     def start_timer() -> None:
         """Note the start time and fix the request id before any other hook can log."""
         g.request_started = time.perf_counter()
-        begin_event_context(current_request_id(), request.remote_addr)
+        # One context lookup, not one per attribute (Flask types the proxy as the Request itself).
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        begin_event_context(begin_request_id(req.environ.get("HTTP_X_REQUEST_ID", "")), req.remote_addr)
 
     @app.teardown_request
     def end_event_context(_exc: BaseException | None) -> None:
         begin_event_context(None, None)  # nothing recorded after the request is attributed to it
+        end_request_id()
 
     @app.after_request
     def finish(response: Response) -> Response:
