@@ -35,7 +35,8 @@ class _Compiled:
 
 
 class Precompiled:
-    """A Core statement run on the DBAPI cursor of a session's connection."""
+    """A Core statement run on the DBAPI cursor of a session's connection (or of a connection
+    taken outside the session, `execute_on`)."""
 
     def __init__(self, statement: ExecutableReturnsRows, column_keys: Sequence[str] | None = None) -> None:
         """column_keys: for a bare insert(table), the columns every run supplies."""
@@ -86,21 +87,27 @@ class Precompiled:
         """Run once; the rows it returns (for INSERT/UPDATE/DELETE ... RETURNING and SELECT)."""
         return self.submit(session, params).rows()
 
+    def execute_on(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """Run once on a connection outside any session (UnitOfWork.committing_alone); its rows."""
+        return self._send(connection, params).finish()
+
     def submit(self, session: Session, params: Mapping[str, Any]) -> Pending:
         """Send it; inside `batch()` its rows (and any error) arrive when the batch ends."""
-        connection = session.connection()
-        compiled = self._compiled(connection.dialect)
-        parameters = self._driver_parameters(compiled, params)
-        cursor = connection.connection.cursor()
-        with _sqlalchemy_errors(connection, compiled.sql, parameters, cursor):
-            cursor.execute(compiled.sql, parameters)
-        pending = Pending(connection, cursor, compiled)
+        pending = self._send(session.connection(), params)
         in_batch = session.info.get(_BATCH)
         if in_batch is None:
             pending.finish()  # nothing to share a round trip with: done now
         else:
             in_batch.append(pending)
         return pending
+
+    def _send(self, connection: Connection, params: Mapping[str, Any]) -> Pending:
+        compiled = self._compiled(connection.dialect)
+        parameters = self._driver_parameters(compiled, params)
+        cursor = connection.connection.cursor()
+        with _sqlalchemy_errors(connection, compiled.sql, parameters, cursor):
+            cursor.execute(compiled.sql, parameters)
+        return Pending(connection, cursor, compiled)
 
 
 class Pending:

@@ -13,6 +13,7 @@ import pytest
 
 from app import create_app
 from app.config import load_settings
+from app.infrastructure.posting import array_literal
 from tests import backends
 from tests.helpers import bearer, deposit, ledger_snapshot, login, make_admin, user_with_token
 
@@ -149,13 +150,16 @@ def test_the_connection_leaves_autocommit_whatever_the_statement_did(app):
     database = app.container.database()
     with database.unit_of_work() as uow:
         assert uow.pristine()
-        with uow.committing_alone():
-            uow.session.execute(text("CREATE TABLE alone (n integer CHECK (n > 0))"))
-        driver = uow.session.connection().connection.driver_connection
+        with uow.committing_alone() as connection:
+            driver = connection.connection.driver_connection
+            connection.execute(text("CREATE TABLE alone (n integer CHECK (n > 0))"))
         assert driver.autocommit is False
+        assert uow.pristine()  # the session itself was never used
     with database.unit_of_work() as uow, pytest.raises(Exception, match="check"):
-        with uow.committing_alone():
-            uow.session.execute(text("INSERT INTO alone VALUES (1), (-1)"))
+        with uow.committing_alone() as connection:
+            driver = connection.connection.driver_connection
+            connection.execute(text("INSERT INTO alone VALUES (1), (-1)"))
+    assert driver.autocommit is False
     with database.unit_of_work() as uow:
         assert uow.session.connection().connection.driver_connection.autocommit is False
         uow.session.execute(text("INSERT INTO alone VALUES (2)"))
@@ -180,3 +184,52 @@ def test_a_reversal_joins_the_transaction_its_lock_began(app, admin, sent):
     event = posted_event(app, reversal.get_json()["id"])
     assert event["data"]["balances"] == {alice["id"]: 0}
     assert woken == [1]
+
+
+HOSTILE = [
+    'a"b',
+    "a\\b",
+    "NULL",
+    "null",
+    "",
+    " lead",
+    "trail ",
+    "x,y}{",
+    '{"a"}',
+    "é ü 😀",
+    '\\"',
+    "a\\",
+    "t\tn\n",
+    "'q'",
+]
+
+
+def test_the_leg_arrays_reach_postgresql_as_sent_whatever_the_strings(app):
+    """The legs go to credit_post() as array literals (array_literal): a quote, a backslash,
+    a brace, a comma or the word NULL in a value must not end or add an element."""
+    with app.container.database().engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        strings, numbers, flags = raw.execute(
+            "SELECT CAST(%s AS VARCHAR[]), CAST(%s AS BIGINT[]), CAST(%s AS BOOLEAN[])",
+            (array_literal([*HOSTILE, None]), array_literal([-5, 5, 10**12]), array_literal([True, False])),
+        ).fetchone()
+    assert strings == [*HOSTILE, None]
+    assert (numbers, flags) == ([-5, 5, 10**12], [True, False])
+
+
+def test_a_transfer_naming_a_near_copy_of_a_users_id_moves_nothing(app, admin):
+    """Ids made of a real one plus the characters an array literal treats specially are
+    unknown users (404), never the real user or two of them."""
+    client = app.test_client()
+    alice, alice_h = user_with_token(client, "alice")
+    bob, _ = user_with_token(client, "bob")
+    deposit(client, admin, alice["id"], 50)
+    before = ledger_snapshot(app)
+    bob_id = bob["id"]
+    # (ids are at most 64 characters, so one copy of the id each)
+    for near in (f'{bob_id}"', f'"{bob_id}"', f"{bob_id}\\", f"{{{bob_id}}}", f"{bob_id},", f'{bob_id}","x', "NULL"):
+        body = {"from_user_id": alice["id"], "to_user_id": near, "amount": 5}
+        response = client.post("/transactions", json=body, headers=alice_h)
+        assert response.status_code == 404, (near, response.get_json())
+        assert response.get_json()["error"]["code"] == "not_found"
+    assert ledger_snapshot(app) == before
