@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.sansio.response import Response
 
 from app.config import Settings, load_settings
 from app.events.backbone import EventBackbone
@@ -30,6 +32,21 @@ log = logging.getLogger(__name__)
 
 class _InsertionOrderJSON(DefaultJSONProvider):
     sort_keys = False  # bodies keep their fields in schema order
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        # One encoder for every compact response: json.dumps with arguments builds a new
+        # one per call, ~10,000 instructions of a balance read's ~950,000.
+        self._encode = json.JSONEncoder(
+            default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, separators=(",", ":")
+        ).encode
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        """The default's body and headers, written with the kept encoder."""
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)  # indented, as the default does
+        body = self._encode(self._prepare_response_obj(args, kwargs))
+        return self._app.response_class(f"{body}\n", mimetype=self.mimetype)
 
 
 class CreditApp(Flask):
