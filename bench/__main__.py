@@ -14,7 +14,8 @@ with one idle-priority CPU burner per core instead (the calibration: on a small 
 priority does not make work free). The ratios are printed beside those of the previous
 run's results file, when there is one. bench/events.py's throughput and latency
 figures, then bench/integrations.py's webhook figures, then bench/reporting.py's (reports at 1,000 and
-1,000,000 transactions) end the run.
+1,000,000 transactions), then bench/instructions.py's instructions per request (under valgrind:
+the figure that does not drift with the machine) end the run.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from sqlalchemy import create_engine
 
 from app.serving import WORKER_CLASSES, WORKER_CONNECTIONS, choose_worker_class
 from bench import events as backbone
+from bench import instructions, notifications, reporting, seed
 from bench import integrations as webhooks
-from bench import notifications, reporting, seed
 from bench.micro import di_cost, startup_times
 from bench.seed import PASSWORD, REDIS, scratch_database, settings_for
 
@@ -181,6 +182,7 @@ def main() -> int:
         results["webhooks"] = webhooks.run(db_url, workdir)
     results["reporting"] = reporting.run()  # its own databases: 1,000 and 1,000,000 transactions
     results["notifications"] = notifications.run(300)
+    results["instructions"] = instructions.run()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({**results, "previous": None}, indent=2, default=str))
     report(results)
@@ -441,6 +443,7 @@ def report(r: dict) -> None:
     reporting.report(r["reporting"])
     if r.get("notifications"):
         notifications.report(r["notifications"])
+    instructions.report(r.get("instructions"))
 
 
 if __name__ == "__main__":
