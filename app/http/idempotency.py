@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from app.http.errors import STATUS_BY_CODE
-from app.schemas.ledger import transaction_body
+from app.schemas.ledger import TransactionSchema
 from app.services.errors import DomainError, ValidationFailed
 from app.services.idempotency import IdempotencyRequest, Outcome, OutcomeKind
 from app.services.ledger import TransactionView
@@ -23,6 +23,8 @@ IDEMPOTENCY_DOC = {
     ]
 }
 
+_transaction_schema = TransactionSchema()
+
 STATUS_BY_KIND = {OutcomeKind.CREATED: 201, OutcomeKind.REFUSED: 409}
 
 
@@ -31,7 +33,7 @@ class TransactionRenderer:
     given to the ledger once, in containers.py."""
 
     def success(self, view: TransactionView) -> dict:
-        return transaction_body(view)
+        return _transaction_schema.dump(view)
 
     def failure(self, error: DomainError) -> dict:
         assert STATUS_BY_CODE[error.code] == 409

@@ -1,5 +1,8 @@
 """A schema's dump compiled to one loop, for the hot responses made of plain fields.
 
+`PlainSchema` is a marshmallow Schema whose `dump` (what flask-smorest's `@blp.response`
+and a `Nested` field call) goes through `PlainDump`, so views return objects as usual.
+
 marshmallow's `Schema.dump` walks its machinery per field per object (a field's
 `serialize`, `get_value`, `_serialize`, hooks): about 100,000 instructions for a
 transaction's nine fields, 3% of a transfer and most of a history page's rendering
@@ -7,7 +10,7 @@ transaction's nine fields, 3% of a transfer and most of a history page's renderi
 integers and ISO date-times, `PlainDump(schema)` gives the same dict for about a fifth
 of that, read off the schema's own fields, so the two cannot drift apart; anything else
 is refused when the dumper is built, not silently dumped differently.
-tests/unit/test_plain_dump.py holds it equal to `schema.dump`.
+tests/unit/test_plain_dump.py holds it equal to marshmallow's own `Schema.dump`.
 """
 
 from __future__ import annotations
@@ -41,11 +44,11 @@ def _converter(name: str, field: fields.Field) -> Callable[[Any], Any]:
 
 
 class PlainDump:
-    """`PlainDump(schema)(obj) == schema.dump(obj)`, obj an object or a dict."""
+    """`PlainDump(schema)(obj) == Schema.dump(schema, obj, many=False)`, obj an object or a dict."""
 
     def __init__(self, schema: Schema) -> None:
-        if schema.many or any(schema._hooks.values()):
-            raise TypeError("a schema with pre/post-dump hooks or many=True is not plain")
+        if any(schema._hooks.values()):
+            raise TypeError("a schema with pre/post-dump hooks is not plain")
         for name, field in schema.dump_fields.items():
             if field.dump_default is not missing or "." in (field.attribute or name):
                 raise TypeError(f"{name}: a dump default or a dotted attribute is not plain")
@@ -63,3 +66,17 @@ class PlainDump:
                 continue  # marshmallow leaves out what the object does not have
             body[key] = None if value is None else convert(value)
         return body
+
+
+class PlainSchema(Schema):
+    """A Schema of plain fields, dumped by PlainDump (built with the instance, so a schema
+    it could not dump exactly fails when first made, not on a wrong body later)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain = PlainDump(self)
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if self.many if many is None else many:
+            return [self._plain(item) for item in obj]
+        return self._plain(obj)

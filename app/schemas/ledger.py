@@ -7,7 +7,7 @@ from typing import ClassVar
 from marshmallow import Schema, fields, validate
 
 from app.schemas.common import Amount, Description, EnumString, Moment, PageQuerySchema, QuerySchema, no_nul
-from app.schemas.dumping import PlainDump
+from app.schemas.dumping import PlainSchema
 from app.vocabulary import TransactionType
 
 # Ids in the documentation's examples: placeholders for the caller's own id (after the README's
@@ -64,7 +64,7 @@ class HistoryQuerySchema(PageQuerySchema):
     type = EnumString(TransactionType, metadata={"description": "Only this type (default: every type)"})
 
 
-class TransactionSchema(Schema):
+class TransactionSchema(PlainSchema):  # the hot responses: dumped by PlainDump
     id = fields.String(required=True)
     type = EnumString(TransactionType, required=True)
     amount = fields.Integer(required=True)
@@ -76,17 +76,11 @@ class TransactionSchema(Schema):
     reversed_by = fields.String(required=True, allow_none=True)
 
 
-class BalanceSchema(Schema):
+class BalanceSchema(PlainSchema):
     user_id = fields.String(required=True)
     balance = fields.Integer(required=True)
     updated_at = fields.DateTime(format="iso", metadata={"description": "Without `as_of`: when it last changed"})
     as_of = fields.DateTime(format="iso", metadata={"description": "With `as_of`: the moment it was read at"})
-
-
-# The hot responses (a balance read, a posting's outcome), dumped by the schemas' own fields
-# without marshmallow's per-field machinery (app.schemas.dumping).
-current_balance_body = PlainDump(BalanceSchema())
-transaction_body = PlainDump(TransactionSchema())
 
 
 class BalanceQuerySchema(QuerySchema):

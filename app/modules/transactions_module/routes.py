@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from flask import jsonify
-
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.http.idempotency import idempotency_request, outcome_response
 from app.schemas.common import page_schema
-from app.schemas.ledger import HistoryQuerySchema, ReverseSchema, TransactionSchema, TransferSchema, transaction_body
+from app.schemas.ledger import HistoryQuerySchema, ReverseSchema, TransactionSchema, TransferSchema
 from app.services.transactions import TransactionService
 
 TransactionPageSchema = page_schema(TransactionSchema, "TransactionPage")
@@ -48,15 +46,14 @@ def build_blueprint(transactions: TransactionService, guard: AccessGuard) -> Blu
     def list_transactions(query):
         """Transactions touching a user (default: the caller), newest first."""
         page = transactions.history(guard.principal(), query["user_id"], query["type"], query["limit"], query["cursor"])
-        # TransactionPageSchema's dump, each item by transaction_body (app.schemas.dumping).
-        return jsonify({"items": [transaction_body(item) for item in page.items], "next_cursor": page.next_cursor})
+        return {"items": page.items, "next_cursor": page.next_cursor}
 
     @blp.route("/<string(maxlength=64):transaction_id>")
     @blp.response(200, TransactionSchema)
     @errors("not_found", auth=True)
     def get_transaction(transaction_id):
         """One transaction (either party, an admin or an auditor)."""
-        return jsonify(transaction_body(transactions.get(guard.principal(), transaction_id)))
+        return transactions.get(guard.principal(), transaction_id)
 
     @blp.route("/<string(maxlength=64):transaction_id>/reverse", methods=["POST"])
     @blp.arguments(ReverseSchema, required=False)

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from flask import jsonify
-
 from app.http.blueprint import Blueprint
 from app.http.docs import errors
 from app.http.guard import AccessGuard
 from app.http.idempotency import idempotency_request, outcome_response
-from app.schemas.ledger import (
-    BalanceQuerySchema,
-    BalanceSchema,
-    MoneyMovementSchema,
-    TransactionSchema,
-    current_balance_body,
-)
+from app.schemas.ledger import BalanceQuerySchema, BalanceSchema, MoneyMovementSchema, TransactionSchema
 from app.services.wallets import WalletService
 
 
@@ -44,7 +36,7 @@ def build_blueprint(wallets: WalletService, guard: AccessGuard) -> Blueprint:
             as_of = query["as_of"]
             as_of = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
             return wallets.balance_as_of(guard.principal(), user_id, as_of)
-        return jsonify(current_balance_body(wallets.balance(guard.principal(), user_id)))
+        return wallets.balance(guard.principal(), user_id)
 
     @blp.route("/deposit", methods=["POST"])
     @blp.arguments(MoneyMovementSchema)
