@@ -91,8 +91,14 @@ def test_a_new_user_hears_of_a_transfer_and_can_turn_it_off(tmp_path):
         assert [(n["topic"], n["title"]) for n in items] == [("transfer_received", "You received 30 credits")]
         (mail,) = eventually(lambda: mails_to(instance, "newcomer@example.com"))
         assert "Subject: You received 30 credits" in mail and "friend sent you 30 credits" in mail
-        log = requests.get(f"{url}/notifications/deliveries", headers=me, timeout=10).json()["items"]
-        assert [(d["channel"], d["status"], d["to"]) for d in log] == [("email", "sent", "n***r@example.com")]
+
+        def delivery_log():
+            items = requests.get(f"{url}/notifications/deliveries", headers=me, timeout=10).json()["items"]
+            return [(d["channel"], d["status"], d["to"]) for d in items]
+
+        # the worker writes the .eml first and marks the delivery sent in the next transaction
+        sent = [("email", "sent", "n***r@example.com")]
+        assert eventually(lambda: delivery_log() == sent), delivery_log()
 
         off = {"topics": {"transfer_received": {"in_app": False, "email": False}}}
         assert requests.patch(f"{url}/notifications/preferences", json=off, headers=me, timeout=10).status_code == 200
