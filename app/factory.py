@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from app.http.headers import install_security_headers
 from app.http.health import build_health_blueprint
 from app.http.metrics import build_metrics_blueprint
 from app.infrastructure.cache import Cache
+from app.infrastructure.json_text import JsonWriter
 from app.kernel.discovery import extra_modules, scan_package
 from app.kernel.findings import WiringError
 from app.kernel.graph import ModulePlan, build_plan, wire_extra_modules
@@ -31,22 +31,21 @@ log = logging.getLogger(__name__)
 
 
 class _InsertionOrderJSON(DefaultJSONProvider):
+    """Flask's JSON, with bodies in schema order, compact, UTF-8, written by orjson."""
+
     sort_keys = False  # bodies keep their fields in schema order
 
     def __init__(self, app: Flask) -> None:
         super().__init__(app)
-        # One encoder for every compact response: json.dumps with arguments builds a new
-        # one per call, ~10,000 instructions of a balance read's ~950,000.
-        self._encode = json.JSONEncoder(
-            default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys, separators=(",", ":")
-        ).encode
+        self._write = JsonWriter(default=self.default)
+        self._response_class = app.response_class  # typed as Flask's (self._app is the sans-IO App)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        """The default's body and headers, written with the kept encoder."""
+        """The default's body and headers, written by orjson (0.2 us a balance, not 2 us)."""
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)  # indented, as the default does
-        body = self._encode(self._prepare_response_obj(args, kwargs))
-        return self._app.response_class(f"{body}\n", mimetype=self.mimetype)
+        body = self._write(self._prepare_response_obj(args, kwargs))
+        return self._response_class(body + b"\n", mimetype=self.mimetype)
 
 
 class CreditApp(Flask):
