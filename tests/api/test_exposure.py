@@ -138,6 +138,29 @@ def test_tokens_and_whatever_a_token_unlocked_are_not_stored(client, admin_heade
     assert "no-store" not in client.get("/livez").headers.get("Cache-Control", "")
 
 
+def test_security_headers_replace_the_routes_own_and_leave_the_rest(app, client):
+    def own_headers():
+        return (
+            "{}",
+            200,
+            {"Cache-Control": "public, max-age=60", "X-Content-Type-Options": "sniff-away", "X-Own": "kept"},
+        )
+
+    app.add_url_rule("/own-headers", "own_headers", own_headers)  # before the app's first request
+    register(client, "plain")
+    user_headers = bearer(login(client, "plain"))
+    anonymous = client.get("/own-headers")
+    assert anonymous.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert anonymous.headers.getlist("Cache-Control") == ["public, max-age=60"]  # anonymous: the route decides
+    with_token = client.get("/own-headers", headers=user_headers)
+    assert with_token.headers.getlist("Cache-Control") == ["no-store"]
+    assert with_token.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert anonymous.headers["X-Own"] == with_token.headers["X-Own"] == "kept"
+    # the login path as werkzeug reads it, slashes in front collapsed
+    doubled = client.post("/auth/login", json={}, environ_overrides={"PATH_INFO": "//auth/login"})
+    assert doubled.status_code == 422 and doubled.headers.get("Cache-Control") == "no-store"
+
+
 def test_the_docs_page_carries_a_policy_allowing_only_its_own_script(client):
     response = client.get("/docs")
     assert response.mimetype == "text/html"

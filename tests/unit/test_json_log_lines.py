@@ -50,3 +50,23 @@ def test_a_line_carries_the_message_extras_renamed_and_a_utc_timestamp():
 )
 def test_extras_of_any_type_are_written(value, written):
     assert json.loads(JsonFormatter().format(record(extra_value=value)))["extra_value"] == written
+
+
+def test_extras_are_found_after_what_a_record_factory_or_another_formatter_added():
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        made = previous(*args, **kwargs)
+        made.hostname = "web-1"  # a factory's own attribute, printed like an extra
+        return made
+
+    logging.setLogRecordFactory(factory)
+    try:
+        made = record(amount=5)
+    finally:
+        logging.setLogRecordFactory(previous)
+    logging.Formatter("%(asctime)s %(message)s").format(made)  # sets .message and .asctime on the record
+    line = json.loads(JsonFormatter().format(made))
+    assert (line["hostname"], line["amount"]) == ("web-1", 5)
+    assert "asctime" not in line and line["message"] == "alice paid 5"
+    assert not set(line) & {"args", "msg", "levelno", "pathname", "created", "msecs", "thread"}
