@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.observability.logging import JsonFormatter, logging_config
-from app.observability.metrics import Metrics
+from app.observability.metrics import Metrics, RequestCounts
 from app.observability.requests import route_template
 from app.serving import MULTIPROC_ENV, CreditServer, gunicorn_options, multiprocess_metrics_dir
 from app.testing import bearer, login, register
@@ -234,18 +234,19 @@ def test_metrics_is_in_the_openapi_document(client):
 def test_apps_in_one_process_keep_separate_registries():
     first, second = Metrics(), Metrics()
     first.observe("kernel", "/livez", "GET", 200, 0.01)
-    assert (
-        first.registry.get_sample_value(
-            "credit_http_requests_total", {"module": "kernel", "route": "/livez", "method": "GET", "status": "200"}
-        )
-        == 1.0
-    )
-    assert (
-        second.registry.get_sample_value(
-            "credit_http_requests_total", {"module": "kernel", "route": "/livez", "method": "GET", "status": "200"}
-        )
-        is None
-    )
+    livez = {"module": "kernel", "route": "/livez", "method": "GET", "status": "200"}
+    assert first.registry.get_sample_value("credit_http_request_duration_seconds_count", livez) == 1.0
+    assert second.registry.get_sample_value("credit_http_request_duration_seconds_count", livez) is None
+
+
+def test_the_request_counter_is_the_latency_histograms_count_per_series():
+    metrics = Metrics()
+    for status, seconds in ((200, 0.001), (200, 0.5), (404, 0.002)):
+        metrics.observe("kernel", "/livez", "GET", status, seconds)
+    families = {family.name: family for family in RequestCounts(metrics.registry).collect()}
+    counted = {sample.labels["status"]: sample.value for sample in families["credit_http_requests"].samples}
+    assert counted == {"200": 2.0, "404": 1.0}
+    assert {sample.name for sample in families["credit_http_requests"].samples} == {"credit_http_requests_total"}
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def test_metrics_add_up_across_workers_and_sigterm_is_graceful(tmp_path, worker_
         assert statuses == [200] * LIVEZ_REQUESTS
         counts = [livez_count(server.url) - before for _ in range(12)]
         assert counts == [LIVEZ_REQUESTS] * 12
-        writers = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
+        writers = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("histogram_*.db")}  # request latencies
         assert len(writers) >= 2, f"only worker(s) {writers} served; the sum proved nothing"
 
         slow: dict = {}
