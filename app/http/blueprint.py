@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from weakref import WeakKeyDictionary
 
 import flask_smorest
 from flask import request
+from flask_smorest.utils import deepupdate
 from marshmallow import RAISE, Schema, ValidationError
 from marshmallow.utils import missing
 from webargs.flaskparser import FlaskParser
@@ -75,6 +77,20 @@ class Blueprint(flask_smorest.Blueprint):
     def __init__(self, *args, tags: dict[str, str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.extra_tags = dict(tags or {})
+
+    @staticmethod
+    def doc(**kwargs):
+        """flask-smorest's `doc`, written onto the view itself rather than a wrapper around it:
+        the wrapper only called through, on every request (every route has one, from
+        app.http.docs.errors)."""
+
+        def decorator(func):
+            apidoc = deepcopy(getattr(func, "_apidoc", {}))
+            apidoc["manual_doc"] = deepupdate(deepcopy(apidoc.get("manual_doc", {})), kwargs)
+            func._apidoc = apidoc
+            return func
+
+        return decorator
 
     def arguments(self, schema, *args, **kwargs):
         schema = schema() if isinstance(schema, type) else schema

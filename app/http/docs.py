@@ -41,9 +41,9 @@ from typing import Any
 
 from apispec import BasePlugin
 from apispec.ext.marshmallow.common import resolve_schema_instance
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
+from app.http.blueprint import Blueprint
 from app.http.errors import ErrorDoc, error_catalog
 from app.http.idempotency import IDEMPOTENCY_DOC
 
