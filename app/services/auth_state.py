@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from app.infrastructure.cache import Cache, versioned
 
 
@@ -28,7 +30,7 @@ class AuthStateCache:
         stored_user = versioned.decode(user_raw)
         if stored_user is not None:
             version, payload = stored_user
-            active, role = json.loads(payload)
+            active, role = orjson.loads(payload)  # read on every authenticated request
             user = (version, bool(active), role)
         stored_token = versioned.decode(token_raw)
         revoked = None if stored_token is None else stored_token[0] == 1

