@@ -367,7 +367,12 @@ SCENARIOS = (
 
 
 def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "n/a"
+    return f"{a / b:.3f}" if b else "n/a"
+
+
+def _verdict(a: float, b: float, target: float) -> str:
+    """Whether a/b meets its target, said in words: 0.496 prints as 0.50 with two decimals."""
+    return "met" if b and a / b >= target else "NOT met"
 
 
 def report(r: dict) -> None:
@@ -395,9 +400,11 @@ def report(r: dict) -> None:
             balance += f" [{_ratio(was['project_balance'][str(c)]['rps'], was['hello_balance'][str(c)]['rps'])}]"
         live = r.get("project_transfer_live", {}).get(c)
         beside = f"; with the worker delivering on the same cores {_ratio(live['rps'], r['raw_transfer'][c]['rps'])}"
+        transfer_met = _verdict(r["project_transfer"][c]["rps"], r["raw_transfer"][c]["rps"], 0.6)
+        balance_met = _verdict(r["project_balance"][c]["rps"], r["hello_balance"][c]["rps"], 0.5)
         print(
-            f"concurrency {c}: transfer project/raw = {transfer} (target >= 0.6{beside if live else ''}); "
-            f"balance project/hello = {balance} (target >= 0.5)"
+            f"concurrency {c}: transfer project/raw = {transfer} (target >= 0.6: {transfer_met}"
+            f"{beside if live else ''}); balance project/hello = {balance} (target >= 0.5: {balance_met})"
         )
     drains = r["backlog_drain_s"]
     print(f"everything owed delivered after each project transfer run (held, live, burners) in (s): {drains}")
