@@ -52,7 +52,6 @@ class SecurityHeaders:
     def __call__(self, environ, start_response):
         # the path as werkzeug's Request.path reads it, slashes in front collapsed
         no_store = "HTTP_AUTHORIZATION" in environ or "/" + environ.get("PATH_INFO", "").lstrip("/") in NO_STORE_PATHS
-
         replaced = _REPLACED_WITH_NO_STORE if no_store else _REPLACED
 
         def start(status, headers, exc_info=None):
