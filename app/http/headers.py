@@ -67,11 +67,14 @@ class SecurityHeaders:
 
 def add_content_security_policy(response: Response) -> Response:
     """HTML pages (the /docs page, the dashboard): their own inline scripts only, no framing."""
-    content_type = response.headers.get("Content-Type")
-    if content_type and content_type.startswith("text/html") and response.mimetype == "text/html":
-        if not response.direct_passthrough:
-            response.headers["Content-Security-Policy"] = content_security_policy(response.get_data())
-            response.headers["X-Frame-Options"] = "DENY"
+    # The header's prefix first: parsing the mimetype of every JSON response costs more.
+    if (
+        response.headers.get("Content-Type", "").startswith("text/html")
+        and response.mimetype == "text/html"
+        and not response.direct_passthrough
+    ):
+        response.headers["Content-Security-Policy"] = content_security_policy(response.get_data())
+        response.headers["X-Frame-Options"] = "DENY"
     return response
 
 

@@ -12,10 +12,8 @@ from app.infrastructure.json_text import JsonWriter
 from app.observability.request_id import current_request_id
 
 # What every LogRecord carries; anything else on a record came from `extra=` and is printed.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-# LogRecord.__init__ sets those first, and `extra=` adds its keys after them: the scan for
-# extras starts past them (an access line: 6 keys looked at, not 26).
-_SET_BY_INIT = len(vars(logging.makeLogRecord({})))
+_SET_BY_INIT = tuple(vars(logging.makeLogRecord({})))
+_RECORD_ATTRIBUTES = frozenset(_SET_BY_INIT) | {"message", "asctime", "taskName"}
 # `module` is a built-in LogRecord attribute, so callers pass module_name for ours.
 _RENAMED = {"module_name": "module"}
 
@@ -65,7 +63,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        for key, value in islice(record.__dict__.items(), _SET_BY_INIT, None):
+        # LogRecord.__init__ sets its own attributes first and `extra=` adds its keys after
+        # them: the scan starts past them (an access line: 6 keys looked at, not 26).
+        for key, value in islice(record.__dict__.items(), len(_SET_BY_INIT), None):
             if key not in _RECORD_ATTRIBUTES:  # what a record factory or another formatter added
                 line[_RENAMED.get(key, key)] = value
         if record.exc_info:
