@@ -10,10 +10,11 @@ from flask import Flask, Response, g, request
 
 from app.infrastructure.outbox import begin_event_context
 from app.kernel.manager import ModuleManager
+from app.observability.logging import InfoWriter
 from app.observability.metrics import Metrics
 from app.observability.request_id import HEADER, begin_request_id, current_request_id, end_request_id
 
-access_log = logging.getLogger("app.access")
+access_log = InfoWriter(logging.getLogger("app.access"))
 
 KERNEL = "kernel"
 UNMATCHED = "<unmatched>"
@@ -69,10 +70,8 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
         # Path only: no query string, body or headers (Authorization!) ever reach the log.
         access_log.info(
             "%s %s %s",
-            method,
-            path,
-            status,
-            extra={
+            (method, path, status),
+            {
                 "method": method,
                 "path": path,
                 "route": route,
