@@ -1,6 +1,7 @@
 """Request bodies: read once, decoded once, refused with the API's error body when they cannot be used.
 
-The before-request check (`require_json_object`) answers, before any view or token check:
+The before-request check (`require_json_object`, called by app.http.api.screen_request) answers,
+before any view or token check:
   415 `unsupported_media_type`  a body sent without `Content-Type: application/json`
   400 `bad_request`             not JSON (NaN and Infinity included), not an object, nested deeper
                                 than MAX_DEPTH, or no body where the operation requires one
@@ -17,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.http.errors import BodyRefused
@@ -142,10 +143,8 @@ def _body_required(endpoint: str) -> bool:
     return any(parameter.get("in") == "json" and parameter.get("required") for parameter in parameters)
 
 
-def require_json_object() -> None:
+def require_json_object(req: Request) -> None:
     """Before any view: a body is JSON and an object, and present where the operation requires one."""
-    # One context lookup, not one per attribute (Flask types the proxy as the Request itself).
-    req = request._get_current_object()  # type: ignore[attr-defined]
     if req.method not in BODY_METHODS or req.routing_exception is not None:
         return  # no body to read, or a 404/405 answers first
     if request_body() is None and _body_required(req.url_rule.endpoint):

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.http.api import CreditApi, refuse_nul_in_path, require_json_object
+from app.http.api import CreditApi, screen_request
 from app.http.events import build_events_blueprint
 from app.http.guard import AccessGuard
 from app.infrastructure.database import Database, EventBus
@@ -56,8 +56,7 @@ class ConnectionApiModule(Module):
         self.api.register_blueprint(blueprint, **options)
 
     def register_routes(self, app) -> None:
-        app.before_request(refuse_nul_in_path)
-        app.before_request(require_json_object)
+        app.before_request(screen_request)
         self.register_blueprint(build_events_blueprint(self.event_feed, self.guard))
 
     def health_check(self) -> dict:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging.config
 import math
-from time import time as epoch_seconds
 from datetime import UTC, date, datetime, time
 from itertools import islice
+from time import time as epoch_seconds
 from typing import Any
 
 from app.infrastructure.json_text import JsonWriter

@@ -18,6 +18,20 @@ from app.infrastructure.cache.resync import UnsyncedKeys
 
 log = logging.getLogger(__name__)
 
+try:  # the `redis` extra: redis-py's reply parser and our command packer, both in C
+    from hiredis import pack_command
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    pack_command = None
+
+
+def _send(connection: redis.Connection, args: tuple) -> None:
+    """Send one command; packed by hiredis straight, when installed: redis-py's packer
+    re-tuples the arguments in a generator before calling the same function (~1.5 us)."""
+    if pack_command is None:
+        connection.send_command(*args)
+    else:
+        connection.send_packed_command([pack_command(args)])
+
 
 class RedisCache:
     """Failures are logged and treated as misses.
@@ -77,14 +91,14 @@ class RedisCache:
         connection, so the next call reconnects instead of reading a stale reply."""
         connection = self._checkout()
         try:
-            connection.send_command(*args)
+            _send(connection, args)
             return connection.read_response()
         except redis.ConnectionError:
             # A kept connection outlives a Redis restart and the first use after one finds
             # it closed: that is not Redis being down, so reconnect and send it once more
             # (every command here is safe to repeat). A Redis really down fails again, fast.
             connection.disconnect()
-            connection.send_command(*args)
+            _send(connection, args)
             return connection.read_response()
         finally:
             self._idle.append(connection)
