@@ -39,7 +39,7 @@ class ArgumentsParser(FlaskParser):
         if (
             location in ("query", "querystring")
             and getattr(argmap, "NO_QUERY_IS_CONSTANT", False)
-            and not request.query_string
+            and not request._get_current_object().environ.get("QUERY_STRING")  # type: ignore[attr-defined]
         ):
             loaded = self._no_query.get(argmap)
             if loaded is None:

@@ -19,7 +19,9 @@ class AccessGuard:
         self._auth = auth
 
     def _bearer(self) -> str:
-        header = request.headers.get("Authorization", "")
+        # Straight from the WSGI environ: request.headers is a context proxy, then a
+        # header-name translation, on every authenticated request.
+        header = request._get_current_object().environ.get("HTTP_AUTHORIZATION", "")  # type: ignore[attr-defined]
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized()

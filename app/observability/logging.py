@@ -17,6 +17,7 @@ _SET_BY_INIT = tuple(vars(logging.makeLogRecord({})))
 _RECORD_ATTRIBUTES = frozenset(_SET_BY_INIT) | {"message", "asctime", "taskName"}
 # `module` is a built-in LogRecord attribute, so callers pass module_name for ours.
 _RENAMED = {"module_name": "module"}
+_AS_EXTRA = {line_name: extra_name for extra_name, line_name in _RENAMED.items()}
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,11 +77,9 @@ class JsonFormatter(logging.Formatter):
         return self._finish(line, record.created)
 
     def info_line(self, name: str, message: str, fields: dict[str, Any], created: float) -> str:
-        """What format() writes for an INFO record of logger `name` with `fields` as its extras."""
-        line: dict[str, Any] = {"level": "INFO", "logger": name, "message": message}
-        for key, value in fields.items():
-            line[_RENAMED.get(key, key)] = value
-        return self._finish(line, created)
+        """What format() writes for an INFO record of logger `name` with `fields` (named as in
+        the line: `module`, not `module_name`) as its extras."""
+        return self._finish({"level": "INFO", "logger": name, "message": message, **fields}, created)
 
     def _finish(self, line: dict[str, Any], created: float) -> str:
         line["timestamp"] = self._stamp(created)
@@ -108,12 +107,13 @@ class InfoWriter:
         self._logger = logger
 
     def info(self, msg: str, args: tuple, fields: dict[str, Any]) -> None:
+        """Log `msg % args` with `fields`, named as the JSON line names them."""
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
             return
         handler = self._sole_json_handler()
         if handler is None:
-            logger.info(msg, *args, extra=fields)
+            logger.info(msg, *args, extra={_AS_EXTRA.get(key, key): value for key, value in fields.items()})
             return
         formatter: JsonFormatter = handler.formatter  # type: ignore[assignment]  # checked by _sole_json_handler
         text = formatter.info_line(logger.name, msg % args, fields, epoch_seconds())

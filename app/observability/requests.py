@@ -97,7 +97,7 @@ def install_request_hooks(app: Flask, metrics: Metrics, manager: ModuleManager) 
                 "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
-                "module_name": module,
+                "module": module,
             },
         )
         return response

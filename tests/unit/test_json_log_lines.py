@@ -95,7 +95,7 @@ def json_logger(request, monkeypatch):
     return make
 
 
-FIELDS = {"method": "GET", "path": "/livez", "status": 200, "duration_ms": 0.25, "module_name": "kernel"}
+FIELDS = {"method": "GET", "path": "/livez", "status": 200, "duration_ms": 0.25, "module": "kernel"}
 
 
 def test_the_line_written_straight_is_the_formatters_line_for_the_same_record(json_logger, monkeypatch):
@@ -105,7 +105,16 @@ def test_the_line_written_straight_is_the_formatters_line_for_the_same_record(js
     straight = json.loads(stream.getvalue())
     expected = json.loads(
         JsonFormatter().format(
-            logger.makeRecord(logger.name, logging.INFO, "x", 0, "%s %s %s", ("GET", "/livez", 200), None, extra=FIELDS)
+            logger.makeRecord(
+                logger.name,
+                logging.INFO,
+                "x",
+                0,
+                "%s %s %s",
+                ("GET", "/livez", 200),
+                None,
+                extra={("module_name" if key == "module" else key): value for key, value in FIELDS.items()},
+            )
         )
     )
     assert list(straight) == list(expected)  # same fields, same order
@@ -126,6 +135,20 @@ def test_a_second_handler_sends_the_line_through_logging_to_both(json_logger):
         logger.removeHandler(other)
     assert [(r.getMessage(), r.status) for r in seen] == [("hello", 200)]  # type: ignore[attr-defined]
     assert json.loads(stream.getvalue())["status"] == 200
+
+
+def test_through_logging_the_module_field_travels_as_module_name(json_logger):
+    logger, stream = json_logger()
+    seen: list[logging.LogRecord] = []
+    other = logging.Handler()
+    other.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(other)
+    try:
+        InfoWriter(logger).info("%s", ("hello",), {"module": "wallet_module"})  # `module` is LogRecord's own
+    finally:
+        logger.removeHandler(other)
+    assert seen[0].module_name == "wallet_module"  # type: ignore[attr-defined]
+    assert json.loads(stream.getvalue())["module"] == "wallet_module"
 
 
 def test_filters_levels_and_record_factories_keep_their_say(json_logger):
