@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from copy import deepcopy
 from functools import wraps
 from weakref import WeakKeyDictionary
@@ -82,8 +83,9 @@ class Blueprint(flask_smorest.Blueprint):
       on every request (~25 us); the same instance serves every request instead.
     - `arguments` and `response` document the operation exactly as flask-smorest's do, and
       call the view with less in between: flask-smorest wraps every view twice more, each
-      wrapper asking the app (through a context proxy) whether the view is a coroutine. Views
-      here are plain functions, and every request paid for the question.
+      wrapper asking the app (through a context proxy) whether the view is a coroutine, on
+      every request. The question is asked once, when the route is declared: an `async def`
+      view keeps flask-smorest's wrappers (and needs Flask's `async` extra, as before).
     """
 
     ARGUMENTS_PARSER = ArgumentsParser()
@@ -118,6 +120,8 @@ class Blueprint(flask_smorest.Blueprint):
         )
 
         def decorator(func):
+            if inspect.iscoroutinefunction(func):
+                return documenting(func)  # flask-smorest's wrappers: they run it through Flask's ensure_sync
             view = parsing(func)  # webargs' wrapper straight around the view, without smorest's between
             view._apidoc = documenting(func)._apidoc
             return view
@@ -131,6 +135,9 @@ class Blueprint(flask_smorest.Blueprint):
         default_status = None if status_code == 200 else status_code
 
         def decorator(func):
+            if inspect.iscoroutinefunction(func):
+                return documenting(func)  # flask-smorest's wrappers: they run it through Flask's ensure_sync
+
             @wraps(func)
             def respond(*args, **kwargs):
                 result, status, headers = unpack_tuple_response(func(*args, **kwargs))
