@@ -33,8 +33,9 @@ class RequestScope:
     sees the request (so any hook's log line carries the id), and the id echoed on every
     response.
 
-    Before-request and after-request hooks did this at 6 us a request: a context proxy each,
-    `g` for the start time, and Flask's Headers scanning the header list to set one.
+    Before-request and after-request hooks did this for ~380 bytecodes a request (6% of a
+    cached balance read): a context proxy each, `g` for the start time, and Flask's Headers
+    scanning the header list to set one.
     """
 
     def __init__(self, app) -> None:
