@@ -123,7 +123,7 @@ class Blueprint(flask_smorest.Blueprint):
             if inspect.iscoroutinefunction(func):
                 return documenting(func)  # flask-smorest's wrappers: they run it through Flask's ensure_sync
             view = parsing(func)  # webargs' wrapper straight around the view, without smorest's between
-            view._apidoc = documenting(func)._apidoc
+            view._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]  # where flask-smorest reads a view's docs
             return view
 
         return decorator
@@ -150,7 +150,7 @@ class Blueprint(flask_smorest.Blueprint):
                 set_status_and_headers_in_response(response, status if status is not None else default_status, headers)
                 return response
 
-            respond._apidoc = documenting(func)._apidoc
+            respond._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]  # where flask-smorest reads a view's docs
             return respond
 
         return decorator

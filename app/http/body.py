@@ -145,7 +145,7 @@ def _body_required(endpoint: str) -> bool:
 
 def require_json_object(req: Request) -> None:
     """Before any view: a body is JSON and an object, and present where the operation requires one."""
-    if req.method not in BODY_METHODS or req.routing_exception is not None:
+    if req.method not in BODY_METHODS or req.routing_exception is not None or req.url_rule is None:
         return  # no body to read, or a 404/405 answers first
     if request_body() is None and _body_required(req.url_rule.endpoint):
         raise BodyRefused(400, "bad_request", "this operation requires a JSON object as the request body")

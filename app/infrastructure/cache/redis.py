@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -18,19 +18,26 @@ from app.infrastructure.cache.resync import UnsyncedKeys
 
 log = logging.getLogger(__name__)
 
-try:  # the `redis` extra: redis-py's reply parser and our command packer, both in C
-    from hiredis import pack_command
-except ImportError:  # pragma: no cover - exercised where the extra is not installed
-    pack_command = None
+
+def _hiredis_packer() -> Callable[[tuple], bytes] | None:
+    """hiredis' command packer, from the `redis` extra (also redis-py's reply parser)."""
+    try:
+        from hiredis import pack_command
+    except ImportError:  # pragma: no cover - exercised where the extra is not installed
+        return None
+    return pack_command
+
+
+_pack = _hiredis_packer()
 
 
 def _send(connection: redis.Connection, args: tuple) -> None:
     """Send one command; packed by hiredis straight, when installed: redis-py's packer
     re-tuples the arguments in a generator before calling the same function (~1.5 us)."""
-    if pack_command is None:
+    if _pack is None:
         connection.send_command(*args)
     else:
-        connection.send_packed_command([pack_command(args)])
+        connection.send_packed_command([_pack(args)])
 
 
 class RedisCache:
