@@ -9,7 +9,13 @@ from weakref import WeakKeyDictionary
 
 import flask_smorest
 from flask import current_app, request
-from flask_smorest.utils import deepupdate, get_appcontext, set_status_and_headers_in_response, unpack_tuple_response
+from flask_smorest.utils import (
+    deepupdate,
+    get_appcontext,
+    resolve_schema_instance,
+    set_status_and_headers_in_response,
+    unpack_tuple_response,
+)
 from marshmallow import RAISE, Schema, ValidationError
 from marshmallow.utils import missing
 from webargs.flaskparser import FlaskParser
@@ -65,6 +71,21 @@ def _parser_options(kwargs: dict) -> dict:
     return {key: value for key, value in kwargs.items() if key not in _DOC_ONLY}
 
 
+def _called_directly(documenting, wrapping):
+    """A decorator wrapping a plain view with `wrapping` alone, documented by flask-smorest's
+    `documenting` decorator; an `async def` view keeps flask-smorest's wrappers, which run
+    it through Flask's ensure_sync."""
+
+    def decorator(func):
+        if inspect.iscoroutinefunction(func):
+            return documenting(func)
+        view = wrapping(func)
+        view._apidoc = documenting(func)._apidoc  # where flask-smorest reads a view's docs
+        return view
+
+    return decorator
+
+
 def operation_id(view_name: str) -> str:
     """create_user -> createUser: the operationId a generated client names its function after."""
     first, *rest = view_name.split("_")
@@ -115,29 +136,19 @@ class Blueprint(flask_smorest.Blueprint):
         if kwargs.get("location", "json") == "json" and getattr(schema, "EXAMPLE", None) is not None:
             kwargs.setdefault("example", schema.EXAMPLE)
         documenting = super().arguments(schema, *args, **kwargs)
+        # webargs' wrapper straight around the view, without flask-smorest's between
         parsing = self.ARGUMENTS_PARSER.use_args(
             schema, location=kwargs.pop("location", "json"), **_parser_options(kwargs)
         )
-
-        def decorator(func):
-            if inspect.iscoroutinefunction(func):
-                return documenting(func)  # flask-smorest's wrappers: they run it through Flask's ensure_sync
-            view = parsing(func)  # webargs' wrapper straight around the view, without smorest's between
-            view._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]  # where flask-smorest reads a view's docs
-            return view
-
-        return decorator
+        return _called_directly(documenting, parsing)
 
     def response(self, status_code, schema=None, **kwargs):
         documenting = super().response(status_code, schema, **kwargs)
-        schema = schema() if isinstance(schema, type) else schema
+        schema = resolve_schema_instance(schema)
         # Flask's default status: set again, it would be parsed again (~1 us).
         default_status = None if status_code == 200 else status_code
 
-        def decorator(func):
-            if inspect.iscoroutinefunction(func):
-                return documenting(func)  # flask-smorest's wrappers: they run it through Flask's ensure_sync
-
+        def responding(func):
             @wraps(func)
             def respond(*args, **kwargs):
                 result, status, headers = unpack_tuple_response(func(*args, **kwargs))
@@ -150,10 +161,9 @@ class Blueprint(flask_smorest.Blueprint):
                 set_status_and_headers_in_response(response, status if status is not None else default_status, headers)
                 return response
 
-            respond._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]  # where flask-smorest reads a view's docs
             return respond
 
-        return decorator
+        return _called_directly(documenting, responding)
 
     def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
         super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)

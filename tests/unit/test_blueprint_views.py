@@ -30,10 +30,14 @@ RETURNS = {
 }
 
 
-def build(blueprint_class, status_code: int) -> Flask:
+def documented_app() -> tuple[Flask, flask_smorest.Api]:
     app = Flask(__name__)
     app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
-    api = flask_smorest.Api(app)
+    return app, flask_smorest.Api(app)
+
+
+def build(blueprint_class, status_code: int) -> Flask:
+    app, api = documented_app()
     blp = blueprint_class("items", __name__, url_prefix="/items")
     for name, result in RETURNS.items():
 
@@ -45,7 +49,6 @@ def build(blueprint_class, status_code: int) -> Flask:
             blp.arguments(Query, location="query")(blp.response(status_code, Item)(view))
         )
     api.register_blueprint(blp)
-    app.extensions["api"] = api
     return app
 
 
@@ -71,9 +74,7 @@ def test_bad_query_arguments_are_refused_as_flask_smorest_does():
 
 
 def test_the_view_receives_the_loaded_arguments_and_path_values():
-    app = Flask(__name__)
-    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
-    api = flask_smorest.Api(app)
+    app, api = documented_app()
     blp = Blueprint("echo", __name__, url_prefix="/echo")
 
     @blp.route("/<kind>")
@@ -90,9 +91,7 @@ def test_the_view_receives_the_loaded_arguments_and_path_values():
 def test_an_async_view_is_left_to_flask_smorests_wrappers(blueprint_class):
     """Flask runs it through ensure_sync (here without the `async` extra: a 500, as with
     flask-smorest's own Blueprint), never dumps the coroutine object as if it were the result."""
-    app = Flask(__name__)
-    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
-    api = flask_smorest.Api(app)
+    app, api = documented_app()
     blp = blueprint_class("async_items", __name__, url_prefix="/async")
 
     @blp.route("/<kind>")

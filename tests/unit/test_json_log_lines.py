@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -123,30 +125,31 @@ def test_the_line_written_straight_is_the_formatters_line_for_the_same_record(js
     assert stream.getvalue().endswith("}\n") and stream.getvalue().count("\n") == 1
 
 
-def test_a_second_handler_sends_the_line_through_logging_to_both(json_logger):
-    logger, stream = json_logger()
+@contextmanager
+def second_handler(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """The records a second handler on `logger` receives while the block runs."""
     seen: list[logging.LogRecord] = []
     other = logging.Handler()
     other.emit = seen.append  # type: ignore[method-assign]
     logger.addHandler(other)
     try:
-        InfoWriter(logger).info("%s", ("hello",), {"status": 200})
+        yield seen
     finally:
         logger.removeHandler(other)
+
+
+def test_a_second_handler_sends_the_line_through_logging_to_both(json_logger):
+    logger, stream = json_logger()
+    with second_handler(logger) as seen:
+        InfoWriter(logger).info("%s", ("hello",), {"status": 200})
     assert [(r.getMessage(), r.status) for r in seen] == [("hello", 200)]  # type: ignore[attr-defined]
     assert json.loads(stream.getvalue())["status"] == 200
 
 
 def test_through_logging_the_module_field_travels_as_module_name(json_logger):
     logger, stream = json_logger()
-    seen: list[logging.LogRecord] = []
-    other = logging.Handler()
-    other.emit = seen.append  # type: ignore[method-assign]
-    logger.addHandler(other)
-    try:
+    with second_handler(logger) as seen:
         InfoWriter(logger).info("%s", ("hello",), {"module": "wallet_module"})  # `module` is LogRecord's own
-    finally:
-        logger.removeHandler(other)
     assert seen[0].module_name == "wallet_module"  # type: ignore[attr-defined]
     assert json.loads(stream.getvalue())["module"] == "wallet_module"
 
